@@ -1,0 +1,92 @@
+/**
+ * The Electron app shell: the only module in src/main that imports `electron`.
+ * One window, sandboxed renderer, strict Content-Security-Policy, single instance.
+ * The peer's API reaches the renderer through registerApi (./ipc.ts) and the preload bridge.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { app, BrowserWindow, ipcMain, session } from 'electron';
+import { registerApi } from './ipc.ts';
+
+/** Must match the meta tag in src/renderer/index.html. */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+].join('; ');
+
+// Built layout: out/main/index.js, out/preload/index.cjs, out/renderer/index.html.
+const here = fileURLToPath(new URL('.', import.meta.url));
+export const PRELOAD_PATH = join(here, '../preload/index.cjs');
+export const RENDERER_HTML = join(here, '../renderer/index.html');
+
+let mainWindow: BrowserWindow | null = null;
+
+export function createWindow(): BrowserWindow {
+  const win = new BrowserWindow({
+    width: 1280,
+    height: 800,
+    title: 'FedForward',
+    show: false,
+    webPreferences: {
+      preload: PRELOAD_PATH,
+      contextIsolation: true,
+      nodeIntegration: false,
+      sandbox: true,
+      webSecurity: true,
+    },
+  });
+  win.once('ready-to-show', () => win.show());
+  // The renderer never opens windows or navigates away from the app.
+  win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  win.webContents.on('will-navigate', (event) => event.preventDefault());
+  win.on('closed', () => {
+    if (mainWindow === win) mainWindow = null;
+  });
+
+  const devUrl = process.env.ELECTRON_RENDERER_URL;
+  if (!app.isPackaged && devUrl) void win.loadURL(devUrl);
+  else void win.loadFile(RENDERER_HTML);
+  mainWindow = win;
+  return win;
+}
+
+function start(): void {
+  session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
+    callback({
+      responseHeaders: {
+        ...details.responseHeaders,
+        'Content-Security-Policy': [CONTENT_SECURITY_POLICY],
+      },
+    });
+  });
+  registerApi(ipcMain, {
+    version: async () => app.getVersion(),
+  });
+  createWindow();
+}
+
+if (!app.requestSingleInstanceLock()) {
+  app.quit();
+} else {
+  app.on('second-instance', () => {
+    if (!mainWindow) return;
+    if (mainWindow.isMinimized()) mainWindow.restore();
+    mainWindow.focus();
+  });
+  app.on('window-all-closed', () => {
+    if (process.platform !== 'darwin') app.quit();
+  });
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0) createWindow();
+  });
+  app
+    .whenReady()
+    .then(start)
+    .catch((error: unknown) => {
+      console.error('fedforward: failed to start:', error);
+      app.exit(1);
+    });
+}
