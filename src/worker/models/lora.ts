@@ -1,0 +1,93 @@
+// LoRA (Hu et al. 2021) in PEFT's layout: lora_A [r, in], lora_B [out, r], y = xW + b + (α/r)·B(A·drop(x)).
+// The adapter tensors are named as PEFT names them (without its "base_model.model." prefix), so the
+// trainable set, the federation's messages and the exported adapter all speak one vocabulary.
+import * as tf from '@tensorflow/tfjs';
+import { type Dual, constant, dropout, linear, matmul, add, scale, transpose } from '../fwd/dual.ts';
+
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  /** module names as PEFT's target_modules, e.g. ["q_proj", "v_proj"] or ["c_attn"] */
+  targetModules: string[];
+}
+
+/** One trainable tensor: its PEFT name, shape and initialiser. */
+export interface TrainableSpec {
+  name: string;
+  shape: number[];
+  init: 'kaiming-uniform' | 'zeros' | 'normal-0.02';
+}
+
+/** The unit Spry assigns to a client: one LoRA (A, B) pair, or the task head. */
+export interface Unit {
+  name: string;
+  tensors: string[];
+}
+
+/** Trainable tensors of the model, as Duals (a tangent on the perturbed ones, none on the rest). */
+export type Params = Map<string, Dual>;
+
+/** A frozen linear layer with weight stored as [in, out] (x @ W) and an optional bias. */
+export interface Linear {
+  w: tf.Tensor;
+  b: tf.Tensor | null;
+}
+
+export function loraSpecs(module: string, inFeatures: number, outFeatures: number, r: number): TrainableSpec[] {
+  return [
+    { name: `${module}.lora_A.weight`, shape: [r, inFeatures], init: 'kaiming-uniform' },
+    { name: `${module}.lora_B.weight`, shape: [outFeatures, r], init: 'zeros' },
+  ];
+}
+
+export const targets = (cfg: LoraConfig, leaf: string) => cfg.targetModules.includes(leaf);
+
+/**
+ * A frozen linear layer, plus its LoRA branch when `module` is adapted (its A and B are in params).
+ * `seed` drives the LoRA dropout mask (null: evaluation, no dropout).
+ */
+export function loraLinear(x: Dual, base: Linear, module: string, params: Params, cfg: LoraConfig, seed: number | null): Dual {
+  const y = linear(x, constant(base.w), base.b && constant(base.b));
+  const a = params.get(`${module}.lora_A.weight`);
+  const b = params.get(`${module}.lora_B.weight`);
+  if (!a || !b) return y;
+  const down = matmul(dropout(x, cfg.dropout, seed), transpose(a, [1, 0]));
+  return add(y, scale(matmul(down, transpose(b, [1, 0])), cfg.alpha / cfg.r));
+}
+
+/** Fresh values for trainable tensors, as PEFT initialises them (A: kaiming-uniform with a=√5, B: 0). */
+export function initTrainable(specs: TrainableSpec[], seed: number): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  specs.forEach((s, i) => {
+    if (s.init === 'zeros') out.set(s.name, tf.zeros(s.shape));
+    else if (s.init === 'normal-0.02') out.set(s.name, tf.randomNormal(s.shape, 0, 0.02, 'float32', seed + i));
+    else {
+      const bound = 1 / Math.sqrt(s.shape[1]);
+      out.set(s.name, tf.randomUniform(s.shape, -bound, bound, 'float32', seed + i));
+    }
+  });
+  return out;
+}
+
+/** Group trainable tensors into Spry units, in module order: each LoRA pair, then the head. */
+export function unitsOf(specs: TrainableSpec[]): Unit[] {
+  const units: Unit[] = [];
+  const byName = new Map<string, Unit>();
+  for (const s of specs) {
+    const lora = s.name.match(/^(.*)\.lora_[AB]\.weight$/);
+    const key = lora ? lora[1] : 'head';
+    let u = byName.get(key);
+    if (!u) {
+      u = { name: key, tensors: [] };
+      byName.set(key, u);
+      units.push(u);
+    }
+    u.tensors.push(s.name);
+  }
+  return units;
+}
+
+/** Deterministic per-site dropout seed, so every LoRA module draws its own mask. */
+export const siteSeed = (seed: number | null, layer: number, site: number): number | null =>
+  seed === null ? null : (seed * 7919 + layer * 131 + site) % 2147483647;

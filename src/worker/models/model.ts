@@ -1,0 +1,112 @@
+// What every model family provides, and the losses computed on top of it.
+import * as tf from '@tensorflow/tfjs';
+import { type Dual, disposeDual, tidyDual } from '../fwd/dual.ts';
+import { crossEntropy } from '../fwd/blocks.ts';
+import type { LoraConfig, Params, TrainableSpec, Unit } from './lora.ts';
+
+export type Family = 'gpt2' | 'llama' | 'bert';
+export type Task = { kind: 'causal-lm' } | { kind: 'classification'; numLabels: number };
+
+/** Token ids [B, T] (int32), attention mask [B, T] (1 = token, 0 = right padding), labels [B] for classification. */
+export interface Batch {
+  ids: tf.Tensor2D;
+  mask: tf.Tensor2D;
+  labels?: tf.Tensor1D;
+}
+
+/** Base weights as read from a checkpoint, by Hugging Face name. */
+export type TensorMap = Map<string, { shape: number[]; data: Float32Array | Int32Array }>;
+
+export interface ModelDims {
+  vocabSize: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  maxPositions: number;
+}
+
+export interface Model {
+  family: Family;
+  dims: ModelDims;
+  task: Task;
+  lora: LoraConfig;
+  /** trainable tensors in module order (LoRA pairs by depth, then the head) */
+  trainable: TrainableSpec[];
+  units: Unit[];
+  /** logits: [B, T, V] for causal LM, [B, C] for classification. Frees each layer's activations as it goes. */
+  forward(batch: Batch, params: Params, dropoutSeed: number | null): Dual;
+  /** the frozen base weights (GPT-2/Llama/BERT names, as loaded) */
+  base: Map<string, tf.Tensor>;
+  dispose(): void;
+}
+
+/** Index of the last real token of each row (right padding), for decoder pooling. */
+export function lastTokenIndex(mask: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => tf.cast(tf.sub(tf.sum(mask, 1), 1), 'int32') as tf.Tensor1D);
+}
+
+/**
+ * Run `layers` over h with per-layer memory discipline: each layer runs in its own tidy scope and
+ * its input is freed as soon as its output exists, so nothing is kept for a backward pass.
+ */
+export function runLayers(h: Dual, count: number, layer: (x: Dual, i: number) => Dual): Dual {
+  for (let i = 0; i < count; i++) {
+    const next = tidyDual(() => layer(h, i));
+    disposeDual(h);
+    h = next;
+  }
+  return h;
+}
+
+/**
+ * The training loss of one batch, and its K directional derivatives when params carry tangents.
+ * Causal LM: next-token cross-entropy over real tokens. Classification: cross-entropy of the labels.
+ */
+export function lossOf(model: Model, batch: Batch, params: Params, dropoutSeed: number | null): Dual {
+  const logits = model.forward(batch, params, dropoutSeed);
+  const out = tidyDual(() => {
+    if (model.task.kind === 'classification') {
+      if (!batch.labels) throw new Error('a classification batch needs labels');
+      return crossEntropy(logits, batch.labels, tf.onesLike(batch.labels));
+    }
+    const [b] = batch.ids.shape;
+    const next = tf.concat([tf.slice(batch.ids, [0, 1], [-1, -1]), tf.zeros([b, 1], 'int32')], 1);
+    const weight = tf.concat([tf.slice(batch.mask, [0, 1], [-1, -1]), tf.zeros([b, 1])], 1);
+    return crossEntropy(logits, next, weight);
+  });
+  disposeDual(logits);
+  return out;
+}
+
+/** Params with no tangents, from plain tensors (inference and reverse mode). */
+export function plainParams(values: Map<string, tf.Tensor>): Params {
+  const p: Params = new Map();
+  for (const [k, v] of values) p.set(k, { p: v, t: null });
+  return p;
+}
+
+/** Required config.json fields, with a one-line error naming the missing one. */
+export function need<T>(config: Record<string, unknown>, key: string, fallback?: T): T {
+  const v = config[key];
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new Error(`config.json has no "${key}"`);
+  }
+  return v as T;
+}
+
+/**
+ * A base weight by name with a shape check, so a wrong checkpoint fails with a clear line
+ * rather than a broadcasting error deep in a layer.
+ */
+export function weight(tensors: TensorMap, name: string, shape: number[]): tf.Tensor {
+  const t = tensors.get(name);
+  if (!t) throw new Error(`model.safetensors has no tensor "${name}"`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+    throw new Error(`tensor "${name}" has shape [${t.shape}] but the config implies [${shape}]`);
+  for (let i = 0; i < t.data.length; i++)
+    if (!Number.isFinite(t.data[i])) throw new Error(`tensor "${name}" has a non-finite value at index ${i}`);
+  return tf.tensor(t.data, shape, 'float32');
+}
