@@ -1,0 +1,121 @@
+// Gradient estimators for one mini-batch, over a chosen subset of the trainable tensors.
+// They share one model forward and differ only in how they get a gradient out of it:
+//   forward mode (Spry, FedFgd): g = (1/K) Σ_k (∇f·v_k) v_k, one pass carrying K tangents
+//   reverse mode (FedAvg, FedYogi, FedSGD): tf.grads, keeps the activations for the backward pass
+//   zero order (FedMeZO: SPSA; FwdLLM+, Baffle+: finite differences): K' pairs of plain forward passes
+import * as tf from '@tensorflow/tfjs';
+import { disposeDual } from '../fwd/dual.ts';
+import { type Batch, type Model, lossOf } from '../models/model.ts';
+import type { Params } from '../models/lora.ts';
+import type { Seed } from '../rng.ts';
+import { perturbation } from './perturb.ts';
+
+export interface GradientEstimate {
+  loss: number;
+  /** estimated gradient for each of the requested tensors (caller disposes) */
+  grads: Map<string, tf.Tensor>;
+  /** forward mode: the K directional derivatives ∇f·v_k (what per-iteration Spry uploads) */
+  jvp?: number[];
+}
+
+export type Values = Map<string, tf.Tensor>;
+
+const streamOf = (model: Model, name: string) => {
+  const i = model.trainable.findIndex((s) => s.name === name);
+  if (i < 0) throw new Error(`"${name}" is not a trainable tensor of this model`);
+  return i;
+};
+
+/**
+ * Forward gradient on `names` only: those tensors carry K tangents, every other tensor carries none
+ * (so the layers before the first perturbed one run at inference cost).
+ */
+export function forwardGradient(model: Model, batch: Batch, values: Values, names: string[], k: number, seed: Seed, dropoutSeed: number | null): GradientEstimate {
+  if (names.length === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
+  const dirs = new Map(names.map((n) => [n, perturbation(seed, streamOf(model, n), values.get(n)!.shape, k)]));
+  const params: Params = new Map();
+  for (const [n, v] of values) params.set(n, { p: v, t: dirs.get(n) ?? null });
+  const out = lossOf(model, batch, params, dropoutSeed);
+  const loss = out.p.dataSync()[0];
+  const jvp = Array.from(out.t!.dataSync());
+  disposeDual(out);
+  const grads = new Map<string, tf.Tensor>();
+  for (const [n, v] of dirs) {
+    grads.set(n, combine(jvp, v));
+    v.dispose();
+  }
+  return { loss, grads, jvp };
+}
+
+/** The gradient that per-iteration Spry's aggregator rebuilds from K jvp scalars and the seed. */
+export function gradientFromJvp(model: Model, name: string, shape: number[], jvp: number[], seed: Seed): tf.Tensor {
+  return tf.tidy(() => combine(jvp, perturbation(seed, streamOf(model, name), shape, jvp.length)));
+}
+
+/** (1/K) Σ_k c_k v_k for directions v [K, ...shape]. */
+function combine(c: number[], v: tf.Tensor): tf.Tensor {
+  const k = c.length;
+  return tf.tidy(() => tf.reshape(tf.div(tf.matMul(tf.tensor2d([c]), tf.reshape(v, [k, -1])), k), v.shape.slice(1)));
+}
+
+/** Exact gradient by reverse mode (backpropagation) on `names`. */
+export function backpropGradient(model: Model, batch: Batch, values: Values, names: string[], dropoutSeed: number | null): GradientEstimate {
+  const { value, grads } = tf.tidy(() => {
+    const f = (...xs: tf.Tensor[]) => {
+      const params: Params = new Map();
+      for (const [n, v] of values) params.set(n, { p: v, t: null });
+      names.forEach((n, i) => params.set(n, { p: xs[i], t: null }));
+      return lossOf(model, batch, params, dropoutSeed).p as tf.Scalar;
+    };
+    const r = tf.valueAndGrads(f)(names.map((n) => values.get(n)!));
+    return { value: r.value, grads: r.grads };
+  });
+  const loss = value.dataSync()[0];
+  value.dispose();
+  return { loss, grads: new Map(names.map((n, i) => [n, grads[i]])) };
+}
+
+function lossAt(model: Model, batch: Batch, values: Values, shift: Map<string, tf.Tensor>, dropoutSeed: number | null): number {
+  return tf.tidy(() => {
+    const params: Params = new Map();
+    for (const [n, v] of values) params.set(n, { p: shift.has(n) ? tf.add(v, shift.get(n)!) : v, t: null });
+    const out = lossOf(model, batch, params, dropoutSeed);
+    return out.p;
+  }).dataSync()[0];
+}
+
+/**
+ * Zero-order estimate from `k` random directions z ~ N(0, I):
+ *  central (SPSA, MeZO):  (f(w + εz) − f(w − εz)) / 2ε · z
+ *  forward (FwdLLM, Baffle): (f(w + εz) − f(w)) / ε · z
+ * averaged over the directions. The same dropout mask is used in every pass of a step.
+ */
+export function zeroOrderGradient(
+  model: Model, batch: Batch, values: Values, names: string[],
+  opts: { k: number; eps: number; scheme: 'central' | 'forward'; seed: Seed; dropoutSeed: number | null },
+): GradientEstimate {
+  const { k, eps, scheme, seed, dropoutSeed } = opts;
+  const dirs = new Map(names.map((n) => [n, perturbation(seed, streamOf(model, n), values.get(n)!.shape, k)]));
+  const f0 = lossAt(model, batch, values, new Map(), dropoutSeed);
+  const coef: number[] = [];
+  for (let j = 0; j < k; j++) {
+    const z = new Map([...dirs].map(([n, v]) => [n, tf.gather(v, j)]));
+    const scaled = (s: number) => new Map([...z].map(([n, v]) => [n, tf.mul(v, s)]));
+    const plus = scaled(eps);
+    const fp = lossAt(model, batch, values, plus, dropoutSeed);
+    let fm = f0;
+    if (scheme === 'central') {
+      const minus = scaled(-eps);
+      fm = lossAt(model, batch, values, minus, dropoutSeed);
+      tf.dispose([...minus.values()]);
+    }
+    coef.push(scheme === 'central' ? (fp - fm) / (2 * eps) : (fp - f0) / eps);
+    tf.dispose([...plus.values(), ...z.values()]);
+  }
+  const grads = new Map<string, tf.Tensor>();
+  for (const [n, v] of dirs) {
+    grads.set(n, combine(coef, v));
+    v.dispose();
+  }
+  return { loss: f0, grads };
+}
