@@ -130,7 +130,7 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
       const [b, t] = ids.shape;
       if (!roberta) return tf.tile(tf.reshape(tf.range(0, t, 1, 'int32'), [1, t]), [b, 1]);
       const real = tf.cast(tf.notEqual(ids, padIdx), 'int32');
-      return tf.add(tf.mul(tf.cumsum(real, 1), real), padIdx);
+      return tf.cast(tf.add(tf.mul(tf.cumsum(real, 1), real), padIdx), 'int32');
     });
 
   return {

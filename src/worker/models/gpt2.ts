@@ -81,10 +81,13 @@ export function createGpt2(config: Record<string, unknown>, tensors: TensorMap, 
       h = runLayers(h, layers, (x, i) => {
         const blk = blocks[i];
         const mod = (path: string) => `transformer.h.${i}.${path}`;
-        const a = layerNorm(x, c(blk.ln1.g), c(blk.ln1.b), eps);
-        const [q, k, v] = split(loraLinear(a, blk.attn, mod('attn.c_attn'), params, lora, siteSeed(seed, i, 0)), [d, d, d]);
-        const att = mergeHeads(attention(splitHeads(q, heads), splitHeads(k, heads), splitHeads(v, heads), bias));
-        const x1 = add(x, loraLinear(att, blk.proj, mod('attn.c_proj'), params, lora, siteSeed(seed, i, 1)));
+        // each sublayer in its own scope, so attention's and the MLP's intermediates never coexist
+        const x1 = tidyDual(() => {
+          const a = layerNorm(x, c(blk.ln1.g), c(blk.ln1.b), eps);
+          const [q, k, v] = split(loraLinear(a, blk.attn, mod('attn.c_attn'), params, lora, siteSeed(seed, i, 0)), [d, d, d]);
+          const att = mergeHeads(attention(splitHeads(q, heads), splitHeads(k, heads), splitHeads(v, heads), bias));
+          return add(x, loraLinear(att, blk.proj, mod('attn.c_proj'), params, lora, siteSeed(seed, i, 1)));
+        });
         const m = layerNorm(x1, c(blk.ln2.g), c(blk.ln2.b), eps);
         const f = gelu(loraLinear(m, blk.fc, mod('mlp.c_fc'), params, lora, siteSeed(seed, i, 2)));
         return add(x1, linear(f, c(blk.out.w), c(blk.out.b)));

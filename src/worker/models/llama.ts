@@ -101,11 +101,14 @@ export function createLlama(config: Record<string, unknown>, tensors: TensorMap,
         const blk = blocks[i];
         const ll = (x: Dual, l: Linear, path: string, site: number) =>
           loraLinear(x, l, `model.layers.${i}.${path}`, params, lora, siteSeed(seed, i, site));
-        const a = rmsNorm(x, c(blk.norm1), eps);
-        const q = rope(splitHeads(ll(a, blk.q, 'self_attn.q_proj', 0), heads), cos, sin);
-        const k = rope(splitHeads(ll(a, blk.k, 'self_attn.k_proj', 1), kvHeads), cos, sin);
-        const v = splitHeads(ll(a, blk.v, 'self_attn.v_proj', 2), kvHeads);
-        const x1 = add(x, ll(mergeHeads(attention(q, k, v, bias)), blk.o, 'self_attn.o_proj', 3));
+        // each sublayer in its own scope, so attention's and the MLP's intermediates never coexist
+        const x1 = tidyDual(() => {
+          const a = rmsNorm(x, c(blk.norm1), eps);
+          const q = rope(splitHeads(ll(a, blk.q, 'self_attn.q_proj', 0), heads), cos, sin);
+          const k = rope(splitHeads(ll(a, blk.k, 'self_attn.k_proj', 1), kvHeads), cos, sin);
+          const v = splitHeads(ll(a, blk.v, 'self_attn.v_proj', 2), kvHeads);
+          return add(x, ll(mergeHeads(attention(q, k, v, bias)), blk.o, 'self_attn.o_proj', 3));
+        });
         const m = rmsNorm(x1, c(blk.norm2), eps);
         const swiglu = mul(silu(ll(m, blk.gate, 'mlp.gate_proj', 4)), ll(m, blk.up, 'mlp.up_proj', 5));
         return add(x1, ll(swiglu, blk.down, 'mlp.down_proj', 6));
