@@ -209,6 +209,24 @@ describe('Rng (sequential)', () => {
     for (const bad of [0, -3, 2.5, 2 ** 53]) expect(() => r.int(bad)).toThrow('int(n)');
   });
 
+  it('int(n) is a fixed function of the u32 stream (so data splits reproduce exactly on every peer)', () => {
+    const r = new Rng('split', 2);
+    const words = new Rng('split', 2);
+    const n = 1e15 + 7; // big enough that rejection happens now and then
+    const limit = 2 ** 53 - (2 ** 53 % n);
+    let rejected = 0;
+    for (let i = 0; i < 2000; i++) {
+      let x: number;
+      for (;;) {
+        x = (words.u32() >>> 5) * 2 ** 26 + (words.u32() >>> 6);
+        if (x < limit) break;
+        rejected++;
+      }
+      expect(r.int(n)).toBe(x % n);
+    }
+    expect(rejected).toBeGreaterThan(0);
+  });
+
   it('shuffle gives a permutation, each of the 6 orders of 3 items equally often', () => {
     const r = new Rng(7);
     const xs = Array.from({ length: 100 }, (_, i) => i);

@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { FIXTURES } from '../../fixtures.ts';
 import { loadHfDir, modelFingerprint } from '../../../src/worker/io/hf_dir.ts';
 import { serializeSafetensors, type TensorToWrite } from '../../../src/worker/io/safetensors.ts';
@@ -178,6 +179,17 @@ describe.skipIf(!existsSync(FIXTURES))('modelFingerprint', () => {
     expect(changedConfig).not.toBe(base);
     expect(changedConfig).not.toBe(flipped);
     expect(await modelFingerprint(GPT2)).not.toBe(base);
+  });
+
+  it('is sha256 over (name, NUL, u64 LE size, bytes) of config.json then model.safetensors', async () => {
+    const hash = createHash('sha256');
+    for (const name of ['config.json', 'model.safetensors']) {
+      const bytes = readFileSync(path.join(STORIES_HF, name));
+      const size = Buffer.alloc(8);
+      size.writeBigUInt64LE(BigInt(bytes.length));
+      hash.update(Buffer.concat([Buffer.from(name + '\0'), size, bytes]));
+    }
+    expect(await modelFingerprint(STORIES_HF)).toBe(hash.digest('hex'));
   });
 
   it('fails with one-line errors when the weights or config.json are missing', async () => {
