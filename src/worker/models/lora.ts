@@ -2,6 +2,7 @@
 // The adapter tensors are named as PEFT names them (without its "base_model.model." prefix), so the
 // trainable set, the federation's messages and the exported adapter all speak one vocabulary.
 import * as tf from '@tensorflow/tfjs';
+import type { Unit } from '../../shared/units.ts';
 import { type Dual, constant, dropout, linear, matmul, add, scale, transpose } from '../fwd/dual.ts';
 
 export interface LoraConfig {
@@ -19,11 +20,7 @@ export interface TrainableSpec {
   init: 'kaiming-uniform' | 'zeros' | 'normal-0.02';
 }
 
-/** The unit Spry assigns to a client: one LoRA (A, B) pair, or the task head. */
-export interface Unit {
-  name: string;
-  tensors: string[];
-}
+export type { Unit };
 
 /** Trainable tensors of the model, as Duals (a tangent on the perturbed ones, none on the rest). */
 export type Params = Map<string, Dual>;

@@ -12,6 +12,3 @@ export function perturbation(seed: Seed, stream: number, shape: number[], k: num
   const size = shape.reduce((a, b) => a * b, 1);
   return tf.tensor(normals(seed, stream, k * size), [k, ...shape], 'float32');
 }
-
-/** The seed of one local step of one client in one round: every party derives the same string. */
-export const stepSeed = (roundSeed: Seed, client: string, step: number): string => `${roundSeed}/${client}/${step}`;
