@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { generateCommand } from './generate.ts';
 import { benchCommand } from './bench.ts';
+import { simulateCommand } from './simulate.ts';
 
 const program = new Command()
   .name('fedforward')
@@ -12,6 +13,7 @@ const program = new Command()
 
 generateCommand(program);
 benchCommand(program);
+simulateCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // one line, never a stack trace: bad input is the user's to fix, and the line says what

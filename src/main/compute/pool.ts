@@ -1,0 +1,87 @@
+// A pool of compute workers owned by the peer (or the simulator). Requests go to the first idle
+// worker; the network side never waits on tensors, only on these promises.
+import { Worker } from 'node:worker_threads';
+import type { DataSpec, InitReply, ModelSpec, WorkerReply, WorkerRequest } from '../../shared/worker_protocol.ts';
+
+type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void; onProgress?: (r: WorkerReply & { type: 'progress' }) => void };
+type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+const WORKER_URL = new URL('../../worker/compute_worker.ts', import.meta.url);
+
+export class ComputePool {
+  readonly size: number;
+  #workers: Worker[] = [];
+  #idle: Worker[] = [];
+  #queue: (() => void)[] = [];
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #failed: Error | null = null;
+
+  constructor(size: number) {
+    this.size = Math.max(1, size);
+    for (let i = 0; i < this.size; i++) {
+      const w = new Worker(WORKER_URL);
+      w.on('message', (m: WorkerReply) => this.#onMessage(m));
+      w.on('error', (e) => this.#fail(new Error(`compute worker crashed: ${e.message}`)));
+      w.on('exit', (code) => {
+        if (code !== 0) this.#fail(new Error(`compute worker exited with code ${code}`));
+      });
+      this.#workers.push(w);
+      this.#idle.push(w);
+    }
+  }
+
+  /** Initialise every worker with the same model and data (each derives the same split). */
+  async init(model: ModelSpec, data: DataSpec): Promise<InitReply> {
+    const replies = await Promise.all(this.#workers.map((w) => this.#send(w, { type: 'init', model, data })));
+    return (replies[0] as WorkerReply & { type: 'init' }).result;
+  }
+
+  /** Run one request on the next idle worker. */
+  async run<T extends WorkerReply['type']>(req: Request, onProgress?: Pending['onProgress']): Promise<WorkerReply & { type: T }> {
+    const w = await this.#acquire();
+    try {
+      return (await this.#send(w, req, onProgress)) as WorkerReply & { type: T };
+    } finally {
+      this.#idle.push(w);
+      this.#queue.shift()?.();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.terminate()));
+  }
+
+  #acquire(): Promise<Worker> {
+    const w = this.#idle.pop();
+    if (w) return Promise.resolve(w);
+    return new Promise((resolve) => this.#queue.push(() => resolve(this.#idle.pop()!)));
+  }
+
+  #send(w: Worker, req: Request, onProgress?: Pending['onProgress']): Promise<WorkerReply> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onProgress });
+      w.postMessage({ ...req, id });
+    });
+  }
+
+  #onMessage(m: WorkerReply): void {
+    const p = this.#pending.get(m.id);
+    if (m.type === 'progress') return p?.onProgress?.(m);
+    if (!p) {
+      if (m.type === 'error') this.#fail(new Error(m.message));
+      return;
+    }
+    this.#pending.delete(m.id);
+    if (m.type === 'error') p.reject(new Error(m.message));
+    else p.resolve(m);
+  }
+
+  #fail(e: Error): void {
+    this.#failed = e;
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,117 @@
+// Research mode: many virtual clients on one machine. The aggregator side (Strategy) runs here, the
+// clients' local training runs on a pool of compute workers, exactly as in the federation.
+import { availableParallelism } from 'node:os';
+import { ComputePool } from './compute/pool.ts';
+import { Strategy } from './spry/strategy.ts';
+import { type HyperParams, methodSpec, perIteration } from '../shared/methods.ts';
+import type { DataSpec, InitReply, ModelSpec } from '../shared/worker_protocol.ts';
+import type { Weights } from '../shared/units.ts';
+import type { ClientUpdate } from '../shared/update.ts';
+import { Rng } from '../worker/rng.ts';
+
+export interface SimulationOptions {
+  method: string;
+  model: ModelSpec;
+  data: DataSpec;
+  /** clients sampled per round */
+  perRound: number;
+  rounds: number;
+  seed: number;
+  hp: HyperParams;
+  workers?: number;
+}
+
+export interface RoundMetrics {
+  round: number;
+  clients: string[];
+  trainLoss: number;
+  /** generalized accuracy: correct / total over all clients' local test splits */
+  accuracy: number | null;
+  testLoss: number;
+  wallMs: number;
+  /** peak tensor bytes and RSS seen in any worker this round */
+  peakTensorBytes: number;
+  peakRss: number;
+  bytesDown: number;
+  bytesUp: number;
+}
+
+export interface SimulationResult {
+  method: string;
+  backend: string;
+  family: string;
+  clients: InitReply['clients'];
+  initial: Omit<RoundMetrics, 'round' | 'clients' | 'trainLoss' | 'wallMs' | 'bytesDown' | 'bytesUp'>;
+  rounds: RoundMetrics[];
+  final: Weights;
+}
+
+export type SimulationEvent =
+  | { type: 'ready'; init: InitReply }
+  | { type: 'round'; metrics: RoundMetrics }
+  | { type: 'progress'; round: number; client: string; step: number; steps: number };
+
+const bytesOf = (w: Weights) => [...w.values()].reduce((s, a) => s + a.byteLength, 0);
+
+export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationEvent) => void = () => {}): Promise<SimulationResult> {
+  const method = methodSpec(opts.method);
+  const pool = new ComputePool(Math.min(opts.workers ?? availableParallelism(), opts.perRound));
+  try {
+    const init = await pool.init(opts.model, opts.data);
+    onEvent({ type: 'ready', init });
+    if (opts.perRound > init.clients.length) throw new Error(`--per-round ${opts.perRound} exceeds the ${init.clients.length} clients`);
+    const strategy = new Strategy(method, opts.hp, init.specs, init.units, opts.seed);
+    let globals = init.initial;
+
+    const evaluateAll = async () => {
+      const results = await Promise.all(init.clients.map((c) => pool.run<'evaluate'>({ type: 'evaluate', client: c.id, globals, batchSize: 32 })));
+      const total = results.reduce((s, r) => s + r.result.total, 0);
+      const correct = results.reduce((s, r) => s + r.result.correct, 0);
+      return {
+        accuracy: init.labels.length > 0 ? correct / total : null,
+        testLoss: results.reduce((s, r) => s + r.result.loss * r.result.total, 0) / total,
+        peakTensorBytes: Math.max(...results.map((r) => r.memory.peakTensorBytes)),
+        peakRss: Math.max(...results.map((r) => r.memory.rss)),
+      };
+    };
+
+    const initial = await evaluateAll();
+    const rounds: RoundMetrics[] = [];
+    for (let round = 1; round <= opts.rounds; round++) {
+      const t0 = performance.now();
+      const sampled = new Rng(opts.seed, round).shuffle(init.clients.map((c) => c.id)).slice(0, opts.perRound).sort();
+      const plan = strategy.configure(round, sampled);
+      const replies = await Promise.all(
+        sampled.map((client) =>
+          pool.run<'train'>(
+            { type: 'train', client, roundSeed: plan.seed, method: method.name, hp: opts.hp, units: plan.assignment.get(client)!, globals },
+            (p) => onEvent({ type: 'progress', round, client, step: p.step, steps: p.steps }),
+          ),
+        ),
+      );
+      const updates: ClientUpdate[] = replies.map((r) => r.result);
+      globals = strategy.aggregate(plan, globals, updates);
+      const ev = await evaluateAll();
+      const examples = updates.reduce((s, u) => s + u.numExamples, 0);
+      const metrics: RoundMetrics = {
+        round,
+        clients: sampled,
+        trainLoss: updates.reduce((s, u) => s + u.loss * u.numExamples, 0) / examples,
+        accuracy: ev.accuracy,
+        testLoss: ev.testLoss,
+        wallMs: performance.now() - t0,
+        peakTensorBytes: Math.max(ev.peakTensorBytes, ...replies.map((r) => r.memory.peakTensorBytes)),
+        peakRss: Math.max(ev.peakRss, ...replies.map((r) => r.memory.rss)),
+        // down: the whole adapter to every sampled client; up: its assigned tensors, or K scalars
+        bytesDown: sampled.length * bytesOf(globals),
+        bytesUp: updates.reduce((s, u) => s + (perIteration(method, opts.hp) ? 4 * (u.jvp?.length ?? 0) : u.weights ? bytesOf(u.weights) : 0), 0),
+      };
+      rounds.push(metrics);
+      onEvent({ type: 'round', metrics });
+    }
+    return { method: method.name, backend: init.backend, family: init.family, clients: init.clients, initial, rounds, final: globals };
+  } finally {
+    await pool.close();
+  }
+}
+

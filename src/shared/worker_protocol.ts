@@ -1,0 +1,74 @@
+// Messages between the peer (or the simulator) and its compute workers. One definition, checked on
+// receipt by the worker; weights travel as Float32Arrays (structured clone, no JSON).
+import { z } from 'zod';
+import type { HyperParams, MethodName } from './methods.ts';
+import type { TensorSpec, Unit, Weights } from './units.ts';
+import type { ClientUpdate } from './update.ts';
+
+export const DataSpec = z.object({
+  /** a built-in task name (sentiment, brown-genre, brown-lm) or a local .jsonl / .csv file */
+  source: z.string().min(1),
+  split: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('dirichlet'), clients: z.number().int().positive(), alpha: z.number().positive() }),
+    z.object({ kind: z.literal('domain') }),
+    /** this peer's own data: one client; optionally one natural domain of a built-in task */
+    z.object({ kind: z.literal('local'), client: z.string().min(1), domain: z.string().optional() }),
+  ]),
+  seed: z.number().int().min(0),
+  trainFraction: z.number().gt(0).lt(1).default(0.8),
+  /** cap on examples per client (0 = all) */
+  limit: z.number().int().min(0).default(0),
+});
+export type DataSpec = z.infer<typeof DataSpec>;
+
+export const ModelSpec = z.object({
+  /** a Hugging Face directory, or "embedded" */
+  model: z.string().min(1),
+  lora: z.object({
+    r: z.number().int().positive(),
+    alpha: z.number().positive(),
+    dropout: z.number().min(0).lt(1),
+    targetModules: z.array(z.string()).min(1),
+  }).partial().default({}),
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  maxLength: z.number().int().positive().default(64),
+  /** seed of the initial adapter (LoRA A, head): every peer derives the same one */
+  initSeed: z.number().int().min(0).default(0),
+});
+export type ModelSpec = z.infer<typeof ModelSpec>;
+
+export interface ClientInfo {
+  id: string;
+  train: number;
+  test: number;
+  labelCounts: number[];
+}
+
+export interface InitReply {
+  backend: string;
+  family: string;
+  specs: TensorSpec[];
+  units: Unit[];
+  labels: string[];
+  clients: ClientInfo[];
+  initial: Weights;
+}
+
+export interface MemorySample {
+  /** live tensor bytes now, and the peak during the last task */
+  tensorBytes: number;
+  peakTensorBytes: number;
+  rss: number;
+}
+
+export type WorkerRequest =
+  | { id: number; type: 'init'; model: ModelSpec; data: DataSpec }
+  | { id: number; type: 'train'; client: string; roundSeed: string; method: MethodName; hp: HyperParams; units: string[]; globals: Weights }
+  | { id: number; type: 'evaluate'; client: string; globals: Weights; batchSize: number };
+
+export type WorkerReply =
+  | { id: number; type: 'init'; result: InitReply }
+  | { id: number; type: 'train'; result: ClientUpdate; memory: MemorySample; ms: number }
+  | { id: number; type: 'evaluate'; result: { loss: number; correct: number; total: number }; memory: MemorySample }
+  | { id: number; type: 'progress'; client: string; step: number; steps: number; loss: number; memory: MemorySample }
+  | { id: number; type: 'error'; message: string };

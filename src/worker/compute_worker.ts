@@ -1,0 +1,111 @@
+// The compute worker: a worker_threads Worker that owns the tensors. It loads the model and this
+// worker's view of the private data once, then trains and evaluates on request. It never touches
+// the network. Every failure becomes an error reply: an uncaught exception would make the wasm
+// backend end the whole process.
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from './backend.ts';
+import { loadModel } from './models/index.ts';
+import { resolveModelDir } from './models/embedded.ts';
+import { initTrainable } from './models/lora.ts';
+import type { Model } from './models/model.ts';
+import type { Tokenizer } from './io/tokenizer.ts';
+import { localTrain } from './spry/client.ts';
+import { evaluate } from './spry/evaluate.ts';
+import type { EncodedSet } from './spry/batching.ts';
+import { loadTaskData } from './data/task_data.ts';
+import { encodeExamples } from './data/batches.ts';
+import type { Example } from './data/examples.ts';
+import { DataSpec, ModelSpec, type MemorySample, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
+import { methodSpec } from '../shared/methods.ts';
+
+const port = parentPort;
+if (!port) throw new Error('compute_worker.ts must run in a worker thread');
+
+let model: Model | null = null;
+const clients = new Map<string, { train: EncodedSet; test: EncodedSet }>();
+let peak = 0;
+
+function memory(): MemorySample {
+  const m = tf.memory();
+  return { tensorBytes: m.numBytes, peakTensorBytes: Math.max(peak, m.numBytes), rss: process.memoryUsage().rss };
+}
+
+async function profiled<T>(fn: () => T): Promise<T> {
+  let out!: T;
+  const info = await tf.profile(() => {
+    out = fn();
+  });
+  peak = info.peakBytes;
+  return out;
+}
+
+function encode(tok: Tokenizer, examples: Example[], maxLength: number): EncodedSet {
+  return { ids: encodeExamples(tok, examples, maxLength), labels: examples.map((e) => e.label), pad: tok.padId ?? 0 };
+}
+
+const need = (client: string) => {
+  const c = clients.get(client);
+  if (!model || !c) throw new Error(model ? `unknown client "${client}"` : 'the worker has not been initialised');
+  return c;
+};
+
+async function handle(req: WorkerRequest): Promise<WorkerReply> {
+  switch (req.type) {
+    case 'init': {
+      const spec = ModelSpec.parse(req.model);
+      const dataSpec = DataSpec.parse(req.data);
+      const backend = await initBackend(spec.backend);
+      const data = await loadTaskData(dataSpec);
+      const classification = data.labels.length > 0;
+      const task = classification ? ({ kind: 'classification', numLabels: data.labels.length } as const) : ({ kind: 'causal-lm' } as const);
+      const loaded = await loadModel(resolveModelDir(spec.model), task, spec.lora);
+      if (!loaded.tokenizer) throw new Error(`${spec.model} has no tokenizer.json`);
+      model?.dispose();
+      model = loaded.model;
+      clients.clear();
+      for (const c of data.clients)
+        clients.set(c.id, { train: encode(loaded.tokenizer, c.train, spec.maxLength), test: encode(loaded.tokenizer, c.test, spec.maxLength) });
+      const init = initTrainable(model.trainable, spec.initSeed);
+      const initial = new Map([...init].map(([k, v]) => [k, v.dataSync() as Float32Array]));
+      tf.dispose([...init.values()]);
+      return {
+        id: req.id,
+        type: 'init',
+        result: {
+          backend: backend.name,
+          family: model.family,
+          specs: model.trainable.map((s) => ({ name: s.name, shape: s.shape })),
+          units: model.units,
+          labels: data.labels,
+          clients: data.clients.map((c) => ({ id: c.id, train: c.train.length, test: c.test.length, labelCounts: c.labelCounts })),
+          initial,
+        },
+      };
+    }
+    case 'train': {
+      const c = need(req.client);
+      const t0 = performance.now();
+      const task = { client: req.client, roundSeed: req.roundSeed, method: methodSpec(req.method), hp: req.hp, units: req.units, globals: req.globals };
+      const result = await profiled(() =>
+        localTrain(model!, task, c.train, (p) => port.postMessage({ id: req.id, type: 'progress', client: req.client, ...p, memory: memory() } satisfies WorkerReply)),
+      );
+      return { id: req.id, type: 'train', result, memory: memory(), ms: performance.now() - t0 };
+    }
+    case 'evaluate': {
+      const c = need(req.client);
+      const result = await profiled(() => evaluate(model!, req.globals, c.test, req.batchSize, Infinity));
+      return { id: req.id, type: 'evaluate', result, memory: memory() };
+    }
+  }
+}
+
+const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
+
+port.on('message', (req: WorkerRequest) => {
+  handle(req)
+    .then((reply) => port.postMessage(reply))
+    .catch((e: unknown) => port.postMessage({ id: req?.id ?? -1, type: 'error', message: oneLine(e) } satisfies WorkerReply));
+});
+process.on('uncaughtException', (e) => port.postMessage({ id: -1, type: 'error', message: oneLine(e) } satisfies WorkerReply));
+process.on('unhandledRejection', (e) => port.postMessage({ id: -1, type: 'error', message: oneLine(e) } satisfies WorkerReply));

@@ -1,0 +1,357 @@
+import { describe, expect, it } from 'vitest';
+import { RaftNode, electionTimeoutRange, type RaftPersistentState } from '../../../src/main/federation/raft.ts';
+import type { RaftMessage } from '../../../src/shared/messages.ts';
+import { Sim, mulberry32 } from './raft_sim.ts';
+
+const T = 100; // virtual ms
+
+describe('electionTimeoutRange', () => {
+  it('gives higher capacity an earlier range within [T, 2.5T]', () => {
+    const [lo0, hi0] = electionTimeoutRange(T, 0);
+    const [lo1, hi1] = electionTimeoutRange(T, 1);
+    const [lo9, hi9] = electionTimeoutRange(T, 9);
+    expect([lo0, hi0]).toEqual([200, 250]);
+    expect(lo1).toBeLessThan(lo0);
+    expect(lo9).toBeLessThan(lo1);
+    expect(hi9).toBeLessThan(hi0);
+    expect(lo9).toBeGreaterThanOrEqual(T);
+    expect(electionTimeoutRange(T, -5)).toEqual([200, 250]);
+    expect(electionTimeoutRange(T, Number.NaN)).toEqual([200, 250]);
+  });
+});
+
+describe('Raft election in a simulated network', () => {
+  for (const n of [3, 5]) {
+    it(`${n} nodes: at most one leader per term under delays, drops and duplicates, and a leader emerges (100 seeds)`, () => {
+      for (let seed = 1; seed <= 100; seed++) {
+        const sim = new Sim({ n, seed, dropRate: 0.15, duplicateRate: 0.05, minDelay: 1, maxDelay: 40, validate: seed <= 10 });
+        sim.runFor(5_000);
+        // Calm the network so the invariant check is joined by a liveness check.
+        sim.dropRate = 0;
+        sim.maxDelay = 10;
+        sim.runFor(3_000);
+        expect(sim.violations, `seed ${seed}`).toEqual([]);
+        expect(sim.stableLeader(), `seed ${seed}: no stable leader`).not.toBeNull();
+        expect(sim.elections.length).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('5 nodes with crashes, restarts and partitions: never two leaders in a term (60 seeds)', () => {
+    for (let seed = 1; seed <= 60; seed++) {
+      const sim = new Sim({ n: 5, seed, dropRate: 0.1, duplicateRate: 0.05, minDelay: 1, maxDelay: 30 });
+      const chaos = mulberry32(seed * 7919);
+      for (let step = 0; step < 150; step++) {
+        const r = chaos();
+        const id = sim.ids[Math.floor(chaos() * sim.ids.length)]!;
+        if (r < 0.15) sim.crash(id);
+        else if (r < 0.35) sim.restart(id);
+        else if (r < 0.55) {
+          // A quick reboot, often in the middle of an election: it must remember its vote.
+          sim.crash(id);
+          sim.runFor(chaos() * 5);
+          sim.restart(id);
+        }
+        else if (r < 0.7) {
+          const shuffled = [...sim.ids].sort(() => chaos() - 0.5);
+          const cut = 1 + Math.floor(chaos() * 4);
+          sim.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+        } else if (r < 0.85) sim.heal();
+        sim.runFor(chaos() * 300);
+      }
+      for (const id of sim.ids) sim.restart(id);
+      sim.heal();
+      sim.dropRate = 0;
+      sim.runFor(3_000);
+      expect(sim.violations, `seed ${seed}`).toEqual([]);
+      expect(sim.stableLeader(), `seed ${seed}`).not.toBeNull();
+    }
+  });
+
+  it('elects a new leader with a higher term when the leader crashes', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const sim = new Sim({ n: 5, seed, maxDelay: 10 });
+      sim.runFor(2_000);
+      const first = sim.stableLeader();
+      expect(first, `seed ${seed}`).not.toBeNull();
+      const oldTerm = first!.term;
+      sim.crash(first!.id);
+      sim.runFor(2_000);
+      const second = sim.stableLeader();
+      expect(second, `seed ${seed}`).not.toBeNull();
+      expect(second!.id).not.toBe(first!.id);
+      expect(second!.term).toBeGreaterThan(oldTerm);
+      // The crashed leader comes back as a follower of the new leader.
+      sim.restart(first!.id);
+      sim.runFor(1_000);
+      expect(sim.stableLeader()?.id).toBe(second!.id);
+      expect(sim.violations).toEqual([]);
+    }
+  });
+
+  it('a minority partition elects nobody, its old leader steps down, the majority elects one; healing leaves one leader', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const sim = new Sim({ n: 5, seed, maxDelay: 10 });
+      sim.runFor(2_000);
+      const leader = sim.stableLeader()!;
+      expect(leader).not.toBeNull();
+      // Put the current leader in the minority, to exercise step-down too.
+      const others = sim.ids.filter((id) => id !== leader.id);
+      const minority = [leader.id, others[0]!];
+      const majority = others.slice(1);
+      const cutAt = sim.time;
+      sim.partition([minority, majority]);
+      sim.runFor(3_000);
+      const electedInMinority = sim.elections.filter((e) => e.time > cutAt && minority.includes(e.id));
+      expect(electedInMinority, `seed ${seed}`).toEqual([]);
+      for (const id of minority) expect(sim.nodes.get(id)!.role).not.toBe('leader');
+      const majorityLeaders = majority.map((id) => sim.nodes.get(id)!).filter((n) => n.role === 'leader');
+      expect(majorityLeaders).toHaveLength(1);
+      sim.heal();
+      sim.runFor(3_000);
+      expect(sim.stableLeader(), `seed ${seed}`).not.toBeNull();
+      expect(sim.violations).toEqual([]);
+    }
+  });
+
+  it('a minority alone (3 of 5 down) never elects anyone', () => {
+    const sim = new Sim({ n: 5, seed: 3, maxDelay: 10 });
+    sim.crash('n2');
+    sim.crash('n3');
+    sim.crash('n4');
+    sim.runFor(5_000);
+    expect(sim.elections).toEqual([]);
+    expect(sim.nodes.get('n0')!.term).toBeGreaterThan(1); // they keep trying
+  });
+
+  it('a candidate behind on committed rounds never wins against voters with newer ones', () => {
+    let winnersChecked = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      // n0 is stale (round 3) but has by far the shortest timeouts.
+      const sim = new Sim({ n: 5, seed, maxDelay: 10, capacities: [50, 0, 0, 0, 0], committedRounds: [3, 3, 5, 5, 5] });
+      sim.runFor(3_000);
+      for (const e of sim.elections) {
+        expect(['n2', 'n3', 'n4'], `seed ${seed}`).toContain(e.id);
+        winnersChecked++;
+      }
+      expect(sim.stableLeader()?.committedRound).toBe(5);
+      expect(sim.violations).toEqual([]);
+    }
+    expect(winnersChecked).toBeGreaterThanOrEqual(40);
+  });
+
+  it('higher capacity wins most elections', () => {
+    const wins = new Map<string, number>();
+    const seeds = 200;
+    for (let seed = 1; seed <= seeds; seed++) {
+      const sim = new Sim({ n: 3, seed, maxDelay: 10, capacities: [0, 1, 3] });
+      sim.runFor(1_500);
+      const first = sim.elections[0]!;
+      wins.set(first.id, (wins.get(first.id) ?? 0) + 1);
+      // And after the leader crashes, the most capable survivor tends to take over.
+      expect(sim.violations).toEqual([]);
+    }
+    expect(wins.get('n2') ?? 0).toBeGreaterThan(seeds * 0.6);
+    expect(wins.get('n2') ?? 0).toBeGreaterThan(wins.get('n1') ?? 0);
+    expect(wins.get('n1') ?? 0).toBeGreaterThanOrEqual(wins.get('n0') ?? 0);
+  });
+
+  it('followers learn the leader\'s committed round, and a new leader carries the newest round forward', () => {
+    const sim = new Sim({ n: 3, seed: 11, maxDelay: 10 });
+    sim.runFor(2_000);
+    const leader = sim.stableLeader()!;
+    const learned: number[] = [];
+    for (const id of sim.ids) {
+      const n = sim.nodes.get(id)!;
+      n.setCommittedRound(7); // a round committed at every peer
+      if (id !== leader.id) learned.push(n.status().leaderCommittedRound);
+    }
+    sim.runFor(200);
+    for (const id of sim.ids) {
+      if (id === leader.id) continue;
+      expect(sim.nodes.get(id)!.status().leaderCommittedRound).toBe(7);
+    }
+    expect(learned).toEqual([0, 0]);
+    expect([...leader.followerCommittedRounds().values()]).toEqual([7, 7]);
+  });
+});
+
+// ---- unit tests with a hand-driven clock ------------------------------------------------------
+
+class ManualClock {
+  time = 0;
+  private timers: { at: number; fn: () => void; live: boolean }[] = [];
+  now = (): number => this.time;
+  setTimer = (ms: number, fn: () => void): (() => void) => {
+    const t = { at: this.time + ms, fn, live: true };
+    this.timers.push(t);
+    return () => {
+      t.live = false;
+    };
+  };
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      const due = this.timers.filter((t) => t.live && t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (due === undefined) break;
+      due.live = false;
+      this.time = due.at;
+      due.fn();
+    }
+    this.time = end;
+  }
+}
+
+function flush(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('RaftNode durability and membership', () => {
+  it('persists {term, votedFor} before the vote leaves, and sends nothing if persisting fails', async () => {
+    const clock = new ManualClock();
+    const sent: [string, RaftMessage][] = [];
+    const order: string[] = [];
+    let release: (() => void) | null = null;
+    let fail = false;
+    const node = new RaftNode({
+      id: 'a',
+      members: ['a', 'b', 'c'],
+      electionTimeoutMs: T,
+      clock,
+      transport: { send: (to, msg) => { order.push(`send ${msg.type}`); sent.push([to, msg]); } },
+      random: () => 0.5,
+      persist: (s) => {
+        order.push(`persist ${s.term} ${s.votedFor}`);
+        return new Promise<void>((resolve, reject) => {
+          release = () => (fail ? reject(new Error('disk full\nmore')) : resolve());
+        });
+      },
+      onError: (e) => order.push(`error ${e.message}`),
+    });
+    node.start();
+    node.receive('b', { type: 'vote-request', term: 1, committedRound: 0 });
+    await flush();
+    expect(sent).toEqual([]); // waiting for the disk
+    expect(order).toEqual(['persist 1 null']);
+    release!();
+    await flush();
+    release!();
+    await flush();
+    expect(order).toEqual(['persist 1 null', 'persist 1 b', 'send vote-response']);
+    expect(sent).toEqual([['b', { type: 'vote-response', term: 1, granted: true }]]);
+
+    // A second candidate in the same term is refused.
+    node.receive('c', { type: 'vote-request', term: 1, committedRound: 0 });
+    await flush();
+    expect(sent.at(-1)).toEqual(['c', { type: 'vote-response', term: 1, granted: false }]);
+
+    // A failing disk: the vote is never sent.
+    fail = true;
+    sent.length = 0;
+    node.receive('c', { type: 'vote-request', term: 2, committedRound: 0 });
+    await flush();
+    release!();
+    await flush();
+    await flush();
+    expect(sent.filter(([, m]) => m.type === 'vote-response' && m.granted)).toEqual([]);
+    expect(order.some((l) => l.startsWith('error cannot persist election state: disk full'))).toBe(true);
+    node.stop();
+  });
+
+  it('a restarted node keeps its vote for the term', () => {
+    const disk: RaftPersistentState[] = [];
+    const sent: RaftMessage[] = [];
+    const make = (initial?: RaftPersistentState): RaftNode =>
+      new RaftNode({
+        id: 'a',
+        members: ['a', 'b', 'c'],
+        electionTimeoutMs: T,
+        initial,
+        clock: new ManualClock(),
+        transport: { send: (_to, msg) => sent.push(msg) },
+        random: () => 0.5,
+        persist: (s) => {
+          disk.push({ ...s });
+        },
+      });
+    const first = make();
+    first.start();
+    first.receive('b', { type: 'vote-request', term: 4, committedRound: 0 });
+    expect(sent.at(-1)).toEqual({ type: 'vote-response', term: 4, granted: true });
+    first.stop();
+    const second = make(disk.at(-1));
+    second.start();
+    expect(second.term).toBe(4);
+    second.receive('c', { type: 'vote-request', term: 4, committedRound: 0 });
+    expect(sent.at(-1)).toEqual({ type: 'vote-response', term: 4, granted: false });
+    second.receive('b', { type: 'vote-request', term: 4, committedRound: 0 });
+    expect(sent.at(-1)).toEqual({ type: 'vote-response', term: 4, granted: true });
+  });
+
+  it('a single-member federation elects itself', () => {
+    const clock = new ManualClock();
+    const node = new RaftNode({
+      id: 'solo',
+      members: ['solo'],
+      electionTimeoutMs: T,
+      clock,
+      transport: { send: () => {} },
+      random: () => 0,
+      persist: () => {},
+    });
+    node.start();
+    clock.advance(3 * T);
+    expect(node.role).toBe('leader');
+    expect(node.term).toBe(1);
+  });
+
+  it('the leader replicates membership changes; a removed node stops standing for election', () => {
+    const sim = new Sim({ n: 3, seed: 5, maxDelay: 10 });
+    sim.runFor(2_000);
+    const leader = sim.stableLeader()!;
+    const removed = sim.ids.find((id) => id !== leader.id)!;
+    const kept = sim.ids.filter((id) => id !== removed);
+    expect(sim.nodes.get(removed)!.setMembers(kept)).toBe(false); // only the leader may
+    expect(leader.setMembers(kept)).toBe(true);
+    sim.runFor(200);
+    for (const id of sim.ids) {
+      const st = sim.nodes.get(id)!.status();
+      expect(st.membershipVersion).toBe(1);
+      expect(st.members).toEqual(kept);
+    }
+    // Cut the removed node off: it never becomes a candidate (no term growth).
+    const termBefore = sim.nodes.get(removed)!.term;
+    sim.partition([[removed], kept]);
+    sim.runFor(3_000);
+    expect(sim.nodes.get(removed)!.term).toBe(termBefore);
+    expect(sim.nodes.get(removed)!.role).toBe('follower');
+    // The two remaining members are a majority of the new list of two.
+    const pairLeaders = kept.map((id) => sim.nodes.get(id)!).filter((n) => n.role === 'leader');
+    expect(pairLeaders).toHaveLength(1);
+    expect(sim.violations).toEqual([]);
+  });
+
+  it('a stale leader learns a higher term from a heartbeat response and steps down', () => {
+    const clock = new ManualClock();
+    const sent: [string, RaftMessage][] = [];
+    const node = new RaftNode({
+      id: 'a',
+      members: ['a', 'b', 'c'],
+      electionTimeoutMs: T,
+      clock,
+      transport: { send: (to, m) => sent.push([to, m]) },
+      random: () => 0,
+      persist: () => {},
+    });
+    node.start();
+    clock.advance(2.5 * T);
+    expect(node.role).toBe('candidate');
+    node.receive('b', { type: 'vote-response', term: 1, granted: true });
+    expect(node.role).toBe('leader');
+    expect(sent.filter(([, m]) => m.type === 'heartbeat')).toHaveLength(2);
+    node.receive('c', { type: 'heartbeat-response', term: 3, ok: false, committedRound: 0 });
+    expect(node.role).toBe('follower');
+    expect(node.term).toBe(3);
+    expect(node.leaderId).toBeNull();
+  });
+});
