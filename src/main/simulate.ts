@@ -38,9 +38,7 @@ export interface RoundMetrics {
 
 export interface SimulationResult {
   method: string;
-  backend: string;
-  family: string;
-  clients: InitReply['clients'];
+  init: InitReply;
   initial: Omit<RoundMetrics, 'round' | 'clients' | 'trainLoss' | 'wallMs' | 'bytesDown' | 'bytesUp'>;
   rounds: RoundMetrics[];
   final: Weights;
@@ -109,7 +107,7 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
       rounds.push(metrics);
       onEvent({ type: 'round', metrics });
     }
-    return { method: method.name, backend: init.backend, family: init.family, clients: init.clients, initial, rounds, final: globals };
+    return { method: method.name, init, initial, rounds, final: globals };
   } finally {
     await pool.close();
   }

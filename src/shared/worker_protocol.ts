@@ -46,7 +46,9 @@ export interface ClientInfo {
 
 export interface InitReply {
   backend: string;
-  family: string;
+  family: 'gpt2' | 'llama' | 'bert';
+  /** the effective LoRA configuration (defaults filled in) */
+  lora: { r: number; alpha: number; dropout: number; targetModules: string[] };
   specs: TensorSpec[];
   units: Unit[];
   labels: string[];

@@ -75,6 +75,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
         result: {
           backend: backend.name,
           family: model.family,
+          lora: model.lora,
           specs: model.trainable.map((s) => ({ name: s.name, shape: s.shape })),
           units: model.units,
           labels: data.labels,

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { generateCommand } from './generate.ts';
 import { benchCommand } from './bench.ts';
 import { simulateCommand } from './simulate.ts';
+import { demoCommand } from './demo.ts';
 
 const program = new Command()
   .name('fedforward')
@@ -14,6 +15,7 @@ const program = new Command()
 generateCommand(program);
 benchCommand(program);
 simulateCommand(program);
+demoCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // one line, never a stack trace: bad input is the user's to fix, and the line says what

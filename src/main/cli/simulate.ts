@@ -91,7 +91,8 @@ export function simulateCommand(program: Command): void {
       },
     );
     bar?.stop();
-    const report = { ...result, final: undefined, options: { ...o, hp } };
+    const { init, final: _final, ...rest } = result;
+    const report = { ...rest, backend: init.backend, family: init.family, clients: init.clients, options: { ...o, hp } };
     if (o.json) await writeFileAtomic(o.json, JSON.stringify(report, null, 2));
     const last = result.rounds.at(-1)!;
     console.log(`${result.method}: accuracy ${fmt(result.initial.accuracy)} → ${fmt(last.accuracy)}, test loss ${result.initial.testLoss.toFixed(4)} → ${last.testLoss.toFixed(4)} after ${result.rounds.length} rounds`);

@@ -1,0 +1,883 @@
+// A federation peer, headless (plain Node): its data directory, its libp2p node, the aggregator
+// election (RaftNode over libp2p), joining by invite, and the rounds.
+//
+// Rounds are driven by the elected leader, which is the aggregator and a member like the others:
+//   announce (round, seed, assignment, hp, sha256 of the global adapter) to every connected member
+//   → members lacking that adapter fetch it (weights protocol) → each trains its units in its one
+//   compute worker and submits an update (checked: sender assigned this round, unit list, tensor
+//   names and shapes, finite values, size limits, deadline) → the aggregator aggregates the updates
+//   that arrived before the deadline (Spry's Strategy, as in the simulation) → serialises the new
+//   globals plus the server optimizer's m/v as a checkpoint → commit-request to every member, which
+//   stores it and acks → committed once a majority (leader included) stored it → next round.
+// A new leader resumes from its newest committed checkpoint.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import type { PeerId, PrivateKey } from '@libp2p/interface';
+import { z } from 'zod';
+import { createPeerNode, generateSwarmKey, type PeerNode } from './node.ts';
+import { registerProtocol, request, sha256Hex, withData } from './wire.ts';
+import { RaftNode, type RaftStatus } from './raft.ts';
+import { hashWeights, packWeights, parseCheckpoint, serializeCheckpoint, unpackWeights, type Checkpoint } from './checkpoint.ts';
+import { openDataDir, type DataDir, type FederationFile } from '../storage/data_dir.ts';
+import { ComputePool } from '../compute/pool.ts';
+import { Strategy, type RoundPlan } from '../spry/strategy.ts';
+import { tensorsOf } from '../spry/assignment.ts';
+import { emptyServerState, type ServerOptState } from '../spry/server_optimizer.ts';
+import { writeFileAtomic } from '../../shared/atomic_write.ts';
+import {
+  PROTOCOLS,
+  type CommitAck,
+  type ErrorReply,
+  type FederationSettings,
+  type PeerInfo,
+  type RoundAnnounce,
+  type UpdateSubmission,
+  type WeightsFetchResponse,
+} from '../../shared/messages.ts';
+import { createInvite, decodeInvite, InviteError, InviteTable, verifyInviteSignature } from '../../shared/invite.ts';
+import { HyperParams, methodSpec } from '../../shared/methods.ts';
+import { roundSeed } from '../../shared/seeds.ts';
+import { DataSpec, ModelSpec, type InitReply } from '../../shared/worker_protocol.ts';
+import type { TensorSpec, Weights } from '../../shared/units.ts';
+import type { ClientUpdate } from '../../shared/update.ts';
+
+/** This peer's own, local configuration (never shared): its name, its data, its addresses. */
+export const localConfigSchema = z.object({
+  version: z.literal(1),
+  name: z.string().min(1).max(200),
+  data: DataSpec,
+  listen: z.array(z.string().startsWith('/')).min(1).max(16),
+  announce: z.array(z.string().startsWith('/')).max(16).optional(),
+});
+export type LocalConfig = z.infer<typeof localConfigSchema>;
+
+export interface PeerOptions {
+  dataDir: string;
+  /** Listen addresses for a new federation or a join (default: 127.0.0.1, any port). */
+  listen?: string[];
+  announce?: string[];
+  /** Raft base election timeout (default 1000 ms; timeouts fall in [T, 2.5 T]). */
+  electionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Relative capacity: a higher one makes this peer a likelier aggregator. */
+  capacity?: number;
+  /** Progress lines (one per event); default: silent. */
+  log?: (line: string) => void;
+  /** Test hook: change this peer's update before it is sent. */
+  tamperUpdate?: (round: number, weights: Weights) => Weights;
+}
+
+export interface CreateSettings {
+  /** Federation name, shown to joiners. */
+  name: string;
+  /** This peer's name (its client id in the data). */
+  peerName: string;
+  model: z.input<typeof ModelSpec>;
+  /** This peer's own data. */
+  data: z.input<typeof DataSpec>;
+  method?: 'spry';
+  hp?: Partial<z.input<typeof HyperParams>>;
+  rounds: number;
+  minMembers: number;
+  seed?: number;
+  roundDeadlineMs?: number;
+}
+
+export interface RoundMetric {
+  round: number;
+  peer: string;
+  testLoss: number;
+  accuracy: number | null;
+  trainLoss?: number;
+  updates?: number;
+  participants?: number;
+  wallMs?: number;
+  at: number;
+}
+
+export interface PeerStatus {
+  peerId: string;
+  name: string;
+  federation: string | null;
+  members: string[];
+  leader: string | null;
+  term: number;
+  role: RaftStatus['role'] | 'stopped';
+  /** The round in progress (leader: the one it runs; member: the last announced). */
+  round: number;
+  committedRound: number;
+  lastMetrics: RoundMetric | null;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 400);
+
+/** Canonical JSON (sorted keys) of the settings minus the signature: what the creator signs. */
+function signedSettingsBytes(s: FederationSettings): Uint8Array {
+  const canon = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(canon);
+    if (v !== null && typeof v === 'object') {
+      return Object.fromEntries(Object.keys(v).filter((k) => k !== 'signature').sort().map((k) => [k, canon((v as Record<string, unknown>)[k])]));
+    }
+    return v;
+  };
+  return new TextEncoder().encode('fedforward-settings-v1\n' + JSON.stringify(canon(s)));
+}
+
+export async function verifySettings(s: FederationSettings): Promise<void> {
+  if (s.creator === undefined || s.signature === undefined) throw new Error('federation settings are not signed');
+  const key = peerIdFromString(s.creator).publicKey;
+  if (key === undefined) throw new Error('federation creator id carries no public key');
+  const ok = await key.verify(signedSettingsBytes(s), Uint8Array.from(Buffer.from(s.signature, 'hex')));
+  if (!ok) throw new Error('federation settings signature is invalid');
+}
+
+interface Collecting {
+  term: number;
+  round: number;
+  plan: RoundPlan;
+  deadline: number;
+  updates: Map<string, ClientUpdate>;
+  expected: Set<string>;
+}
+
+export class Peer {
+  readonly options: PeerOptions;
+  readonly dir: DataDir;
+  readonly privateKey: PrivateKey;
+  readonly peerId: string;
+  private log: (line: string) => void;
+
+  private fed: FederationFile | null = null;
+  private local: LocalConfig | null = null;
+  node: PeerNode | null = null;
+  private raft: RaftNode | null = null;
+  private pool: ComputePool | null = null;
+  private init: InitReply | null = null;
+  private memberInfo = new Map<string, PeerInfo>();
+  private committed: Checkpoint | null = null;
+  private collecting: Collecting | null = null;
+  private currentRound = 0;
+  private lastMetric: RoundMetric | null = null;
+  private stopped = false;
+  private saveChain: Promise<void> = Promise.resolve();
+  private inviteChain: Promise<unknown> = Promise.resolve();
+  private leading: number | null = null;
+  /** Member side: the latest round it is training in, so an older one stops mattering. */
+  private training = 0;
+
+  private constructor(options: PeerOptions, dir: DataDir, key: PrivateKey) {
+    this.options = options;
+    this.dir = dir;
+    this.privateKey = key;
+    this.peerId = peerIdFromPrivateKey(key).toString();
+    this.log = options.log ?? (() => {});
+  }
+
+  /** Open (creating when needed) the data directory and the identity; starts nothing. */
+  static async open(options: PeerOptions): Promise<Peer> {
+    const dir = await openDataDir(options.dataDir);
+    const key = await dir.loadOrCreateIdentity();
+    const peer = new Peer(options, dir, key);
+    peer.fed = await dir.readFederation();
+    peer.local = await peer.readLocal();
+    return peer;
+  }
+
+  get settings(): FederationSettings | null {
+    return this.fed?.settings ?? null;
+  }
+
+  private get localFile(): string {
+    return path.join(this.dir.root, 'peer.json');
+  }
+  private get invitesFile(): string {
+    return path.join(this.dir.root, 'invites.json');
+  }
+
+  private async readLocal(): Promise<LocalConfig | null> {
+    let text: string;
+    try {
+      text = await readFile(this.localFile, 'utf8');
+    } catch {
+      return null;
+    }
+    const parsed = localConfigSchema.safeParse(JSON.parse(text));
+    if (!parsed.success) throw new Error(`${this.localFile} is invalid`);
+    return parsed.data;
+  }
+
+  private async writeLocal(c: LocalConfig): Promise<void> {
+    this.local = localConfigSchema.parse(c);
+    await writeFileAtomic(this.localFile, JSON.stringify(this.local, null, 2) + '\n');
+  }
+
+  private async readInvites(): Promise<InviteTable> {
+    try {
+      const records = JSON.parse(await readFile(this.invitesFile, 'utf8')) as unknown;
+      if (!Array.isArray(records)) throw new Error('not a list');
+      return new InviteTable(records);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return new InviteTable();
+      throw new Error(`${this.invitesFile} is invalid: ${oneLine(e)}`);
+    }
+  }
+
+  private async saveFederation(): Promise<void> {
+    const run = this.saveChain.then(async () => {
+      if (this.fed === null) return;
+      this.fed = await this.dir.writeFederation(this.fed);
+    });
+    this.saveChain = run.catch((e: unknown) => this.log(`cannot save federation.json: ${oneLine(e)}`));
+    return run;
+  }
+
+  // ---- create, invite, join -------------------------------------------------------------------
+
+  /** Create a new federation with this peer as its only member (does not start the peer). */
+  async create(c: CreateSettings): Promise<FederationSettings> {
+    if (this.fed !== null) throw new Error(`this data directory already belongs to federation "${this.fed.settings.federationName}"`);
+    if ((c.method ?? 'spry') !== 'spry') throw new Error('only the spry method runs in a federation');
+    const hp = HyperParams.parse(c.hp ?? {});
+    if (hp.spryMode !== 'epoch') throw new Error('a federation runs Spry in epoch mode (per-iteration mode is simulation only)');
+    if (!Number.isInteger(c.rounds) || c.rounds < 1) throw new Error('rounds must be a positive integer');
+    if (!Number.isInteger(c.minMembers) || c.minMembers < 1) throw new Error('min members must be a positive integer');
+    const model = ModelSpec.parse(c.model);
+    const data = DataSpec.parse(c.data);
+    const unsigned: FederationSettings = {
+      federationId: randomBytes(16).toString('hex'),
+      federationName: c.name,
+      createdAt: Date.now(),
+      model: model.model,
+      method: 'spry',
+      hyperparameters: Object.fromEntries(Object.entries(hp).filter(([, v]) => v !== undefined)) as Record<string, number | string | boolean>,
+      roundDeadlineMs: c.roundDeadlineMs ?? 60_000,
+      modelSpec: model,
+      rounds: c.rounds,
+      minMembers: c.minMembers,
+      seed: c.seed ?? 0,
+      creator: this.peerId,
+    };
+    const signature = Buffer.from(await this.privateKey.sign(signedSettingsBytes(unsigned))).toString('hex');
+    const settings = { ...unsigned, signature };
+    const listen = this.options.listen ?? ['/ip4/127.0.0.1/tcp/0'];
+    await this.writeLocal({ version: 1, name: c.peerName, data, listen, announce: this.options.announce });
+    const self: PeerInfo = { peerId: this.peerId, name: c.peerName, multiaddrs: [], capacity: this.options.capacity ?? 1 };
+    this.fed = await this.dir.writeFederation({
+      version: 1,
+      settings,
+      swarmKey: Buffer.from(generateSwarmKey()).toString('hex'),
+      bootstrap: [],
+      members: [self],
+      membershipVersion: 1,
+    });
+    return settings;
+  }
+
+  /** This peer's dialable addresses: the running node's, or those its config names. */
+  addresses(): string[] {
+    if (this.node !== null) {
+      return this.node.getMultiaddrs().map((m) => m.toString()).filter((a) => !a.includes('/ip4/0.0.0.0/'));
+    }
+    const local = this.local;
+    if (local === null) throw new Error('this peer has no configuration; create or join a federation first');
+    const base = local.announce ?? local.listen;
+    const out: string[] = [];
+    for (const a of base) {
+      if (a.includes('/ip4/0.0.0.0/')) {
+        for (const list of Object.values(os.networkInterfaces())) {
+          for (const i of list ?? []) if (i.family === 'IPv4') out.push(a.replace('/ip4/0.0.0.0/', `/ip4/${i.address}/`));
+        }
+      } else out.push(a);
+    }
+    if (out.some((a) => /\/tcp\/0(\/|$)/.test(a))) throw new Error('the peer listens on a random port: start it first, or give it a fixed --listen port');
+    return out.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${this.peerId}`)).slice(0, 16);
+  }
+
+  /** Issue an invite code; its uses are tracked in invites.json. */
+  async invite(opts: { expiresMs?: number; uses?: number } = {}): Promise<string> {
+    const fed = this.fed;
+    if (fed === null) throw new Error('this peer belongs to no federation; create or join one first');
+    const expiresAt = Date.now() + (opts.expiresMs ?? 24 * 3600 * 1000);
+    const { code, invite } = await createInvite({
+      privateKey: this.privateKey,
+      federationId: fed.settings.federationId,
+      federationName: fed.settings.federationName,
+      swarmKey: Uint8Array.from(Buffer.from(fed.swarmKey, 'hex')),
+      bootstrap: this.addresses(),
+      expiresAt,
+    });
+    const run = this.inviteChain.then(async () => {
+      const table = await this.readInvites();
+      table.add(invite.inviteId, opts.uses ?? 1, expiresAt);
+      await writeFileAtomic(this.invitesFile, JSON.stringify(table.toJSON(), null, 1) + '\n');
+    });
+    this.inviteChain = run.catch(() => {});
+    await run;
+    return code;
+  }
+
+  /** Join the federation of `code` with this peer's data, then start. */
+  async join(code: string, peerName: string, data: z.input<typeof DataSpec>): Promise<void> {
+    if (this.fed !== null) throw new Error(`this data directory already belongs to federation "${this.fed.settings.federationName}"`);
+    const invite = decodeInvite(code);
+    await verifyInviteSignature(invite);
+    const dataSpec = DataSpec.parse(data);
+    const listen = this.options.listen ?? ['/ip4/127.0.0.1/tcp/0'];
+    const node = await createPeerNode({ privateKey: this.privateKey, swarmKey: invite.swarmKey, listen, announce: this.options.announce });
+    try {
+      const self: PeerInfo = {
+        peerId: this.peerId,
+        name: peerName,
+        multiaddrs: node.getMultiaddrs().map((m) => m.toString()).slice(0, 16),
+        capacity: this.options.capacity ?? 1,
+      };
+      let reply;
+      for (let attempt = 0; ; attempt++) {
+        const res = await request(node, invite.bootstrap.map((a) => multiaddr(a)), PROTOCOLS.join, { type: 'join-request', invite: code, peer: self }, { timeoutMs: 20_000 });
+        reply = res.msg;
+        // The inviter may be between elections: it says so, and we ask again.
+        if (reply.type === 'join-accepted' || !reply.reason.includes('try again') || attempt >= 20) break;
+        await sleep(500);
+      }
+      if (reply.type !== 'join-accepted') throw new Error(`join refused: ${reply.reason}`);
+      if (reply.settings.federationId !== invite.federationId) throw new Error('join refused: the inviter answered for another federation');
+      await verifySettings(reply.settings);
+      await this.writeLocal({ version: 1, name: peerName, data: dataSpec, listen, announce: this.options.announce });
+      this.fed = await this.dir.writeFederation({
+        version: 1,
+        settings: reply.settings,
+        swarmKey: Buffer.from(invite.swarmKey).toString('hex'),
+        bootstrap: invite.bootstrap,
+        members: reply.members,
+        membershipVersion: reply.membershipVersion,
+      });
+      await this.startWith(node);
+    } catch (e) {
+      if (this.node === null) await node.stop().catch(() => {});
+      throw e;
+    }
+  }
+
+  // ---- start and stop ------------------------------------------------------------------------
+
+  /** Start this peer of its federation (after create, or after a restart). */
+  async start(): Promise<void> {
+    const fed = this.fed;
+    if (fed === null || this.local === null) throw new Error('this peer belongs to no federation; create or join one first');
+    const node = await createPeerNode({
+      privateKey: this.privateKey,
+      swarmKey: Uint8Array.from(Buffer.from(fed.swarmKey, 'hex')),
+      listen: this.local.listen,
+      announce: this.local.announce,
+    });
+    await this.startWith(node);
+  }
+
+  private async startWith(node: PeerNode): Promise<void> {
+    const fed = this.fed!;
+    const local = this.local!;
+    this.node = node;
+    this.stopped = false;
+    for (const m of fed.members) this.memberInfo.set(m.peerId, m);
+    // Our own addresses may have changed (a random port): record them.
+    const me = this.memberInfo.get(this.peerId);
+    if (me !== undefined) this.memberInfo.set(this.peerId, { ...me, multiaddrs: this.addresses() });
+    for (const m of fed.members) {
+      if (m.peerId === this.peerId) continue;
+      const addrs = m.multiaddrs.flatMap((a) => {
+        try {
+          return [multiaddr(a)];
+        } catch {
+          return [];
+        }
+      });
+      if (addrs.length > 0) await node.peerStore.merge(peerIdFromString(m.peerId), { multiaddrs: addrs }).catch(() => {});
+    }
+    await this.registerHandlers(node);
+    const settings = fed.settings;
+    if (settings.modelSpec === undefined) throw new Error('the federation settings carry no model');
+    // The election starts before the (slow) model load, so a joiner answers heartbeats at once.
+    const latest = await this.dir.readLatestCheckpoint();
+    const committedRound = latest?.entry.round ?? 0;
+    this.currentRound = committedRound;
+
+    // Say hello to every known member, so they learn our (possibly new) address.
+    for (const m of fed.members) if (m.peerId !== this.peerId) void node.dial(peerIdFromString(m.peerId), { signal: AbortSignal.timeout(5000) }).catch(() => {});
+
+    const raft = new RaftNode({
+      id: this.peerId,
+      members: fed.members.map((m) => m.peerId),
+      membershipVersion: fed.membershipVersion,
+      capacity: this.options.capacity ?? 1,
+      electionTimeoutMs: this.options.electionTimeoutMs ?? 1000,
+      ...(this.options.heartbeatIntervalMs ? { heartbeatIntervalMs: this.options.heartbeatIntervalMs } : {}),
+      committedRound,
+      initial: fed.raft,
+      clock: {
+        now: () => Date.now(),
+        setTimer: (ms, fn) => {
+          const t = setTimeout(fn, ms);
+          return () => clearTimeout(t);
+        },
+      },
+      transport: {
+        send: (to, msg) => {
+          if (this.stopped || this.node === null) return;
+          let id: PeerId;
+          try {
+            id = peerIdFromString(to);
+          } catch {
+            return;
+          }
+          request(this.node, id, PROTOCOLS.raft, msg, { timeoutMs: 2000 }).catch(() => {});
+        },
+      },
+      random: Math.random,
+      persist: async (state) => {
+        if (this.fed === null) return;
+        this.fed = { ...this.fed, raft: state };
+        await this.saveFederation();
+      },
+      onChange: (s) => {
+        this.log(`${s.role} in term ${s.term}${s.leaderId ? `, leader ${short(s.leaderId)}` : ''}`);
+        if (s.role === 'leader' && this.leading !== s.term) {
+          this.leading = s.term;
+          void this.leadLoop(s.term);
+        }
+      },
+      onMembersChange: (members, version) => {
+        if (this.fed === null) return;
+        const infos = members.map((id) => this.memberInfo.get(id) ?? { peerId: id, name: short(id), multiaddrs: [], capacity: 0 });
+        this.fed = { ...this.fed, members: infos, membershipVersion: version };
+        void this.saveFederation().catch(() => {});
+      },
+      onError: (e) => this.log(`election: ${oneLine(e)}`),
+    });
+    this.raft = raft;
+    raft.start();
+
+    // The compute: one worker on this peer's own data.
+    this.pool = new ComputePool(1);
+    const init = await this.pool.init(settings.modelSpec, local.data);
+    if (latest !== null) {
+      this.committed = parseCheckpoint(latest.bytes, init.specs);
+      this.log(`resuming from committed round ${this.committed.round}`);
+    } else {
+      this.committed = { round: 0, globals: init.initial, server: emptyServerState() };
+    }
+    this.init = init;
+    this.log(`peer ${short(this.peerId)} (${local.name}) started, ${fed.members.length} member(s), committed round ${this.committed.round}`);
+  }
+
+  /** Stop at once: no goodbye to the others (as a crash would, but with the files closed). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.raft?.stop();
+    const node = this.node;
+    const pool = this.pool;
+    this.node = null;
+    this.pool = null;
+    await node?.stop().catch(() => {});
+    await pool?.close().catch(() => {});
+    await this.saveChain.catch(() => {});
+  }
+
+  status(): PeerStatus {
+    const r = this.raft?.status();
+    return {
+      peerId: this.peerId,
+      name: this.local?.name ?? '',
+      federation: this.fed?.settings.federationName ?? null,
+      members: r ? [...r.members] : (this.fed?.members.map((m) => m.peerId) ?? []),
+      leader: r?.leaderId ?? null,
+      term: r?.term ?? this.fed?.raft.term ?? 0,
+      role: r && !this.stopped ? r.role : 'stopped',
+      round: this.currentRound,
+      committedRound: this.committed?.round ?? 0,
+      lastMetrics: this.lastMetric,
+    };
+  }
+
+  // ---- handlers -------------------------------------------------------------------------------
+
+  private isMember(id: string): boolean {
+    return this.raft?.members.includes(id) ?? false;
+  }
+
+  private async registerHandlers(node: PeerNode): Promise<void> {
+    const onError = (e: Error, from: PeerId) => this.log(`refused a stream from ${short(from.toString())}: ${oneLine(e)}`);
+    await registerProtocol(
+      node,
+      PROTOCOLS.raft,
+      (msg, from) => {
+        const id = from.toString();
+        // Only members take part in the election; anything else is ignored (as if lost).
+        if (this.raft !== null && this.isMember(id)) this.raft.receive(id, msg);
+        return { type: 'ack' };
+      },
+      { timeoutMs: 5000, onError },
+    );
+    await registerProtocol(node, PROTOCOLS.join, (msg, from) => this.onJoin(msg.invite, msg.peer, from.toString()), { timeoutMs: 20_000, onError });
+    await registerProtocol(node, PROTOCOLS.round, (msg, from) => this.onAnnounce(msg, from.toString()), { onError });
+    await registerProtocol(node, PROTOCOLS.weights, (msg, from) => this.onFetch(msg.sha256, from.toString()), { timeoutMs: 120_000, onError });
+    await registerProtocol(node, PROTOCOLS.update, (msg, from, data) => this.onUpdate(msg, from.toString(), data), { timeoutMs: 120_000, onError });
+    await registerProtocol(node, PROTOCOLS.commit, (msg, from, data) => this.onCommit(msg.term, msg.round, msg.sha256, from.toString(), data), { timeoutMs: 120_000, onError });
+  }
+
+  private async onJoin(code: string, info: PeerInfo, from: string) {
+    const refuse = (reason: string) => {
+      this.log(`join refused for ${short(from)}: ${reason}`);
+      return { type: 'join-refused' as const, reason };
+    };
+    const fed = this.fed;
+    const raft = this.raft;
+    if (fed === null || raft === null) return refuse('this peer is not running a federation');
+    if (info.peerId !== from) return refuse('the peer info names another peer');
+    try {
+      const invite = decodeInvite(code, Date.now(), { federationId: fed.settings.federationId });
+      await verifyInviteSignature(invite, [this.peerId]);
+      if (!this.isMember(from)) {
+        if (!raft.isLeader) return refuse('the inviter is not the aggregator right now; try again in a few seconds');
+        const run = this.inviteChain.then(async () => {
+          const table = await this.readInvites();
+          table.consume(invite.inviteId);
+          await writeFileAtomic(this.invitesFile, JSON.stringify(table.toJSON(), null, 1) + '\n');
+        });
+        this.inviteChain = run.catch(() => {});
+        await run;
+        this.memberInfo.set(from, { ...info, multiaddrs: info.multiaddrs.slice(0, 16) });
+        if (!raft.setMembers([...raft.members, from])) return refuse('the inviter lost its aggregator role; try again');
+        this.log(`${info.name} (${short(from)}) joined`);
+      }
+    } catch (e) {
+      if (e instanceof InviteError) return refuse(e.message);
+      throw e;
+    }
+    const st = raft.status();
+    return {
+      type: 'join-accepted' as const,
+      settings: fed.settings,
+      members: st.members.map((id) => this.memberInfo.get(id) ?? { peerId: id, name: short(id), multiaddrs: [], capacity: 0 }),
+      membershipVersion: st.membershipVersion,
+      leader: st.leaderId,
+      committedRound: this.committed?.round ?? 0,
+    };
+  }
+
+  private onAnnounce(msg: RoundAnnounce, from: string) {
+    const raft = this.raft;
+    if (raft === null || this.init === null) return { type: 'error' as const, reason: 'not running' };
+    if (msg.term !== raft.term || raft.leaderId !== from) return { type: 'error' as const, reason: `not the aggregator of term ${raft.term}` };
+    this.currentRound = Math.max(this.currentRound, msg.round);
+    void this.participate(msg, from).catch((e: unknown) => this.log(`round ${msg.round}: ${oneLine(e)}`));
+    return { type: 'ack' as const };
+  }
+
+  private onFetch(sha: string, from: string) {
+    if (!this.isMember(from) || this.committed === null || this.init === null) return { type: 'error' as const, reason: 'not a member' };
+    if (hashWeights(this.committed.globals, this.init.specs) !== sha) return { type: 'error' as const, reason: 'no global adapter with that sha256 here' };
+    const { layout, data } = packWeights(this.committed.globals, this.init.specs);
+    return withData<WeightsFetchResponse | ErrorReply>({ type: 'weights-fetch-response', round: this.committed.round, sha256: sha, dtype: 'float32', layout }, data);
+  }
+
+  private onUpdate(msg: UpdateSubmission, from: string, data: Uint8Array | undefined) {
+    try {
+      this.acceptUpdate(from, msg, data);
+      return { type: 'ack' as const };
+    } catch (e) {
+      const reason = oneLine(e);
+      this.log(`rejected the update of ${short(from)}: ${reason}`);
+      return { type: 'error' as const, reason };
+    }
+  }
+
+  /** Check an update against the round in progress and keep it; throws a one-line reason. */
+  private acceptUpdate(from: string, msg: Omit<UpdateSubmission, 'dataBytes' | 'dataSha256'>, data: Uint8Array | undefined): void {
+    const c = this.collecting;
+    const init = this.init;
+    if (c === null || init === null || this.raft?.term !== c.term || !this.raft.isLeader) throw new Error('no round in progress here');
+    if (msg.term !== c.term || msg.round !== c.round) throw new Error(`update for term ${msg.term} round ${msg.round}, collecting term ${c.term} round ${c.round}`);
+    const assigned = c.plan.assignment.get(from);
+    if (assigned === undefined || assigned.length === 0) throw new Error('sender was not assigned units this round');
+    if (assigned.join('\n') !== msg.units.join('\n')) throw new Error('units differ from the assignment');
+    if (c.updates.has(from)) throw new Error('a second update for this round');
+    if (Date.now() > c.deadline) throw new Error('update arrived after the deadline');
+    if (msg.numExamples < 1 || msg.numExamples > 1e9) throw new Error('bad example count');
+    const names = tensorsOf(init.units, assigned);
+    const bySpec = new Map(init.specs.map((s) => [s.name, s]));
+    const expected: TensorSpec[] = names.map((n) => bySpec.get(n)!);
+    const weights = unpackWeights(msg.layout, data, expected);
+    c.updates.set(from, { client: from, units: [...assigned], numExamples: msg.numExamples, loss: msg.loss ?? NaN, weights });
+  }
+
+  private async onCommit(term: number, round: number, sha: string, from: string, data: Uint8Array | undefined): Promise<CommitAck | ErrorReply> {
+    const raft = this.raft;
+    const ack = (ok: boolean, reason?: string): CommitAck => ({ type: 'commit-ack', term, round, sha256: sha, ok, ...(reason ? { reason: reason.slice(0, 500) } : {}) });
+    if (raft === null || this.init === null) return ack(false, 'not running');
+    if (term !== raft.term || raft.leaderId !== from) return ack(false, `not the aggregator of term ${raft.term}`);
+    if (data === undefined || sha256Hex(data) !== sha) return ack(false, 'checkpoint missing or not matching its sha256');
+    try {
+      const cp = parseCheckpoint(data, this.init.specs);
+      if (cp.round !== round) throw new Error('checkpoint is of another round');
+      if (this.committed !== null && round <= this.committed.round) {
+        const mine = await this.dir.readCheckpoint(round).catch(() => null);
+        if (mine?.entry.sha256 === sha) return ack(true);
+        throw new Error(`round ${round} is behind this peer's committed round ${this.committed.round}`);
+      }
+      await this.dir.commitCheckpoint(round, data);
+      this.committed = cp;
+      raft.setCommittedRound(round);
+      this.currentRound = Math.max(this.currentRound, round);
+      this.log(`round ${round} committed (${sha.slice(0, 12)})`);
+      void this.evaluate(round).catch((e: unknown) => this.log(`evaluation of round ${round}: ${oneLine(e)}`));
+      return ack(true);
+    } catch (e) {
+      return ack(false, oneLine(e));
+    }
+  }
+
+  // ---- member side of a round ----------------------------------------------------------------
+
+  private async participate(msg: RoundAnnounce, leader: string): Promise<void> {
+    const init = this.init!;
+    const mine = msg.assignment[this.peerId];
+    if (mine === undefined || mine.length === 0) return;
+    this.training = msg.round;
+    const globals = await this.globalsFor(msg.globalSha256, msg.round, leader);
+    const update = await this.train(msg, globals, mine);
+    if (this.stopped || this.node === null) return;
+    const names = tensorsOf(init.units, mine);
+    const bySpec = new Map(init.specs.map((s) => [s.name, s]));
+    let weights = update.weights ?? new Map();
+    if (this.options.tamperUpdate) weights = this.options.tamperUpdate(msg.round, weights);
+    const { layout, data } = packLoose(weights, names.map((n) => bySpec.get(n)!));
+    const res = await request(
+      this.node,
+      peerIdFromString(leader),
+      PROTOCOLS.update,
+      { type: 'update-submission', term: msg.term, round: msg.round, units: mine, numExamples: update.numExamples, loss: Number.isFinite(update.loss) ? update.loss : undefined, dtype: 'float32', layout },
+      { data, timeoutMs: 60_000 },
+    );
+    if (res.msg.type === 'error') this.log(`round ${msg.round}: the aggregator refused the update: ${res.msg.reason}`);
+  }
+
+  /** The global adapter with this hash: ours, or fetched from the aggregator. */
+  private async globalsFor(sha: string, round: number, leader: string): Promise<Weights> {
+    const init = this.init!;
+    const c = this.committed!;
+    if (hashWeights(c.globals, init.specs) === sha) return c.globals;
+    this.log(`round ${round}: fetching the global adapter ${sha.slice(0, 12)}`);
+    const res = await request(this.node!, peerIdFromString(leader), PROTOCOLS.weights, { type: 'weights-fetch-request', round, sha256: sha }, { timeoutMs: 60_000 });
+    if (res.msg.type !== 'weights-fetch-response') throw new Error(`cannot fetch the global adapter: ${res.msg.reason}`);
+    const w = unpackWeights(res.msg.layout, res.data, init.specs);
+    if (hashWeights(w, init.specs) !== sha) throw new Error('fetched global adapter does not match its announced sha256');
+    return w;
+  }
+
+  private async train(msg: RoundAnnounce, globals: Weights, units: string[]): Promise<ClientUpdate> {
+    const hp = HyperParams.parse(msg.hyperparameters);
+    const reply = await this.pool!.run<'train'>({
+      type: 'train',
+      client: this.local!.name,
+      roundSeed: roundSeed(msg.seed, msg.round),
+      method: 'spry',
+      hp,
+      units,
+      globals,
+    });
+    return reply.result;
+  }
+
+  private async evaluate(round: number, extra: Partial<RoundMetric> = {}): Promise<void> {
+    const pool = this.pool;
+    const c = this.committed;
+    if (pool === null || c === null || c.round !== round) return;
+    const r = await pool.run<'evaluate'>({ type: 'evaluate', client: this.local!.name, globals: c.globals, batchSize: 32 });
+    const metric: RoundMetric = {
+      round,
+      peer: this.local!.name,
+      testLoss: r.result.loss,
+      accuracy: this.init!.labels.length > 0 && r.result.total > 0 ? r.result.correct / r.result.total : null,
+      ...extra,
+      at: Date.now(),
+    };
+    this.lastMetric = metric;
+    await this.dir.appendMetric({ ...metric });
+    this.log(`round ${round}: test loss ${metric.testLoss.toFixed(4)}${metric.accuracy === null ? '' : `, accuracy ${(100 * metric.accuracy).toFixed(1)}%`}`);
+  }
+
+  // ---- aggregator side ------------------------------------------------------------------------
+
+  private leaderOf(term: number): boolean {
+    return !this.stopped && this.raft !== null && this.raft.isLeader && this.raft.term === term;
+  }
+
+  private async leadLoop(term: number): Promise<void> {
+    const settings = this.fed!.settings;
+    const rounds = settings.rounds ?? 1;
+    const minMembers = settings.minMembers ?? 1;
+    while (this.leaderOf(term)) {
+      if (this.init === null || this.committed === null) {
+        await sleep(100);
+        continue;
+      }
+      const next = this.committed!.round + 1;
+      if (next > rounds) {
+        await sleep(250);
+        continue;
+      }
+      const connected = this.raft!.members.filter((m) => m === this.peerId || (this.node?.getConnections(peerIdFromString(m)).length ?? 0) > 0);
+      if (connected.length < minMembers) {
+        await sleep(200);
+        continue;
+      }
+      try {
+        await this.runRound(term, next, [...connected].sort());
+      } catch (e) {
+        this.log(`round ${next} failed: ${oneLine(e)}`);
+        await sleep(500);
+      }
+    }
+    if (this.leading === term) this.leading = null;
+    this.collecting = null;
+  }
+
+  private async runRound(term: number, round: number, participants: string[]): Promise<void> {
+    const t0 = Date.now();
+    const settings = this.fed!.settings;
+    const init = this.init!;
+    const base = this.committed!;
+    const hp = HyperParams.parse(settings.hyperparameters ?? {});
+    // A fresh strategy over a copy of the committed server state: a failed round leaves no trace.
+    const server: ServerOptState = { m: copyWeights(base.server.m), v: copyWeights(base.server.v) };
+    const strategy = new Strategy(methodSpec(settings.method ?? 'spry'), hp, init.specs, init.units, settings.seed ?? 0, server);
+    const plan = strategy.configure(round, participants);
+    const deadlineMs = settings.roundDeadlineMs ?? 60_000;
+    const deadline = Date.now() + deadlineMs;
+    const announce: RoundAnnounce = {
+      type: 'round-announce',
+      term,
+      round,
+      assignment: Object.fromEntries(plan.assignment),
+      seed: settings.seed ?? 0,
+      hyperparameters: settings.hyperparameters ?? {},
+      globalSha256: hashWeights(base.globals, init.specs),
+      deadline,
+    };
+    const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set() };
+    this.collecting = c;
+    this.currentRound = round;
+    this.log(`round ${round}: announcing to ${participants.length} member(s)`);
+    await Promise.all(
+      participants.map(async (p) => {
+        if ((plan.assignment.get(p) ?? []).length === 0) return;
+        if (p === this.peerId) {
+          c.expected.add(p);
+          return;
+        }
+        try {
+          const res = await request(this.node!, peerIdFromString(p), PROTOCOLS.round, announce, { timeoutMs: 10_000 });
+          if (res.msg.type === 'ack') c.expected.add(p);
+          else this.log(`round ${round}: ${short(p)} refused the announce: ${res.msg.reason}`);
+        } catch (e) {
+          this.log(`round ${round}: cannot reach ${short(p)}: ${oneLine(e)}`);
+        }
+      }),
+    );
+    // The aggregator trains its own share too, through the same checks as everyone else's.
+    if (c.expected.has(this.peerId)) {
+      void (async () => {
+        const mine = plan.assignment.get(this.peerId)!;
+        const update = await this.train(announce, base.globals, mine);
+        const names = tensorsOf(init.units, mine);
+        const bySpec = new Map(init.specs.map((s) => [s.name, s]));
+        let weights = update.weights ?? new Map();
+        if (this.options.tamperUpdate) weights = this.options.tamperUpdate(round, weights);
+        const { layout, data } = packLoose(weights, names.map((n) => bySpec.get(n)!));
+        this.acceptUpdate(this.peerId, { type: 'update-submission', term, round, units: mine, numExamples: update.numExamples, loss: update.loss, dtype: 'float32', layout }, data);
+      })().catch((e: unknown) => this.log(`round ${round}: own update: ${oneLine(e)}`));
+    }
+    while (this.leaderOf(term) && Date.now() < deadline && [...c.expected].some((p) => !c.updates.has(p))) await sleep(50);
+    if (!this.leaderOf(term)) throw new Error('lost the aggregator role');
+    this.collecting = null;
+    const updates = [...c.updates.values()];
+    if (updates.length === 0) throw new Error('no update arrived before the deadline');
+    const globals = strategy.aggregate(plan, base.globals, updates);
+    const cp: Checkpoint = { round, globals, server: strategy.server };
+    const bytes = serializeCheckpoint(cp, settings.federationId);
+    const sha = sha256Hex(bytes);
+    await this.commitRound(term, cp, bytes, sha);
+    const examples = updates.reduce((s, u) => s + u.numExamples, 0);
+    const trainLoss = updates.reduce((s, u) => s + (Number.isFinite(u.loss) ? u.loss * u.numExamples : 0), 0) / examples;
+    this.log(`round ${round} committed by a majority (${updates.length}/${participants.length} updates, ${sha.slice(0, 12)})`);
+    void this.evaluate(round, { trainLoss, updates: updates.length, participants: participants.length, wallMs: Date.now() - t0 }).catch((e: unknown) =>
+      this.log(`evaluation of round ${round}: ${oneLine(e)}`),
+    );
+  }
+
+  /** Store the checkpoint here, then at the others until a majority holds it. */
+  private async commitRound(term: number, cp: Checkpoint, bytes: Uint8Array, sha: string): Promise<void> {
+    await this.dir.commitCheckpoint(cp.round, bytes);
+    const stored = new Set<string>([this.peerId]);
+    const majority = () => Math.floor(this.raft!.members.length / 2) + 1;
+    for (let attempt = 0; ; attempt++) {
+      if (!this.leaderOf(term)) throw new Error('lost the aggregator role before the commit');
+      const others = this.raft!.members.filter((m) => !stored.has(m));
+      await Promise.all(
+        others.map(async (p) => {
+          try {
+            const res = await request(this.node!, peerIdFromString(p), PROTOCOLS.commit, { type: 'commit-request', term, round: cp.round, sha256: sha }, { data: bytes, timeoutMs: 30_000 });
+            if (res.msg.type === 'commit-ack' && res.msg.ok) stored.add(p);
+            else this.log(`round ${cp.round}: ${short(p)} did not store: ${res.msg.type === 'error' ? res.msg.reason : (res.msg.reason ?? '')}`);
+          } catch (e) {
+            if (attempt === 0) this.log(`round ${cp.round}: cannot commit at ${short(p)}: ${oneLine(e)}`);
+          }
+        }),
+      );
+      if (stored.size >= majority()) break;
+      await sleep(1000);
+    }
+    if (!this.leaderOf(term)) throw new Error('lost the aggregator role before the commit');
+    this.committed = cp;
+    this.raft!.setCommittedRound(cp.round);
+  }
+}
+
+function copyWeights(w: Weights): Weights {
+  return new Map([...w].map(([k, v]) => [k, new Float32Array(v)]));
+}
+
+/** packWeights that tolerates missing tensors (sent as they are; the receiver refuses them). */
+function packLoose(weights: Weights, specs: TensorSpec[]): { layout: { name: string; shape: number[]; offset: number }[]; data: Uint8Array } {
+  const present = specs.filter((s) => weights.has(s.name));
+  const out: Float32Array[] = [];
+  const layout: { name: string; shape: number[]; offset: number }[] = [];
+  let at = 0;
+  for (const s of present) {
+    const w = weights.get(s.name)!;
+    out.push(w);
+    // the actual length decides the shape on the wire, so a wrong-sized tensor shows as such
+    layout.push({ name: s.name, shape: w.length === s.shape.reduce((a, b) => a * b, 1) ? [...s.shape] : [w.length], offset: at * 4 });
+    at += w.length;
+  }
+  const all = new Float32Array(at);
+  let p = 0;
+  for (const w of out) {
+    all.set(w, p);
+    p += w.length;
+  }
+  return { layout, data: new Uint8Array(all.buffer) };
+}
+
+export function short(id: string): string {
+  return id.length > 12 ? `…${id.slice(-8)}` : id;
+}
+
+export async function openPeer(options: PeerOptions): Promise<Peer> {
+  return Peer.open(options);
+}
