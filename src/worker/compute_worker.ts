@@ -19,8 +19,8 @@ import type { Example } from './data/examples.ts';
 import { DataSpec, ModelSpec, type MemorySample, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
 import { methodSpec } from '../shared/methods.ts';
 
+if (!parentPort) throw new Error('compute_worker.ts must run in a worker thread');
 const port = parentPort;
-if (!port) throw new Error('compute_worker.ts must run in a worker thread');
 
 let model: Model | null = null;
 const clients = new Map<string, { train: EncodedSet; test: EncodedSet }>();

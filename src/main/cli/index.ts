@@ -5,6 +5,8 @@ import { generateCommand } from './generate.ts';
 import { benchCommand } from './bench.ts';
 import { simulateCommand } from './simulate.ts';
 import { demoCommand } from './demo.ts';
+import { serveCommand } from './serve.ts';
+import { federationCommands } from './federation_commands.ts';
 
 const program = new Command()
   .name('fedforward')
@@ -16,6 +18,8 @@ generateCommand(program);
 benchCommand(program);
 simulateCommand(program);
 demoCommand(program);
+serveCommand(program);
+federationCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // one line, never a stack trace: bad input is the user's to fix, and the line says what

@@ -128,6 +128,14 @@ function signedSettingsBytes(s: FederationSettings): Uint8Array {
   return new TextEncoder().encode('fedforward-settings-v1\n' + JSON.stringify(canon(s)));
 }
 
+/** The settings with the creator's signature (over every other field) filled in. */
+export async function signSettings(s: FederationSettings, key: PrivateKey): Promise<FederationSettings> {
+  const creator = peerIdFromPrivateKey(key).toString();
+  const unsigned = { ...s, creator };
+  delete unsigned.signature;
+  return { ...unsigned, signature: Buffer.from(await key.sign(signedSettingsBytes(unsigned))).toString('hex') };
+}
+
 export async function verifySettings(s: FederationSettings): Promise<void> {
   if (s.creator === undefined || s.signature === undefined) throw new Error('federation settings are not signed');
   const key = peerIdFromString(s.creator).publicKey;
@@ -143,6 +151,8 @@ interface Collecting {
   deadline: number;
   updates: Map<string, ClientUpdate>;
   expected: Set<string>;
+  /** Members whose update was refused: the round does not wait for them. */
+  refused: Set<string>;
 }
 
 export class Peer {
@@ -169,6 +179,8 @@ export class Peer {
   private leading: number | null = null;
   /** Member side: the latest round it is training in, so an older one stops mattering. */
   private training = 0;
+  /** One training at a time, so a stale round can be skipped while an earlier one runs. */
+  private trainChain: Promise<void> = Promise.resolve();
 
   private constructor(options: PeerOptions, dir: DataDir, key: PrivateKey) {
     this.options = options;
@@ -262,8 +274,7 @@ export class Peer {
       seed: c.seed ?? 0,
       creator: this.peerId,
     };
-    const signature = Buffer.from(await this.privateKey.sign(signedSettingsBytes(unsigned))).toString('hex');
-    const settings = { ...unsigned, signature };
+    const settings = await signSettings(unsigned, this.privateKey);
     const listen = this.options.listen ?? ['/ip4/127.0.0.1/tcp/0'];
     await this.writeLocal({ version: 1, name: c.peerName, data, listen, announce: this.options.announce });
     const self: PeerInfo = { peerId: this.peerId, name: c.peerName, multiaddrs: [], capacity: this.options.capacity ?? 1 };
@@ -358,7 +369,7 @@ export class Peer {
       });
       await this.startWith(node);
     } catch (e) {
-      if (this.node === null) await node.stop().catch(() => {});
+      if (this.node === null) await Promise.resolve(node.stop()).catch(() => {});
       throw e;
     }
   }
@@ -482,7 +493,7 @@ export class Peer {
     const pool = this.pool;
     this.node = null;
     this.pool = null;
-    await node?.stop().catch(() => {});
+    await Promise.resolve(node?.stop()).catch(() => {});
     await pool?.close().catch(() => {});
     await this.saveChain.catch(() => {});
   }
@@ -498,7 +509,7 @@ export class Peer {
       term: r?.term ?? this.fed?.raft.term ?? 0,
       role: r && !this.stopped ? r.role : 'stopped',
       round: this.currentRound,
-      committedRound: this.committed?.round ?? 0,
+      committedRound: this.committed?.round ?? this.raft?.committedRound ?? 0,
       lastMetrics: this.lastMetric,
     };
   }
@@ -542,6 +553,7 @@ export class Peer {
       const invite = decodeInvite(code, Date.now(), { federationId: fed.settings.federationId });
       await verifyInviteSignature(invite, [this.peerId]);
       if (!this.isMember(from)) {
+        (await this.readInvites()).check(invite.inviteId);
         if (!raft.isLeader) return refuse('the inviter is not the aggregator right now; try again in a few seconds');
         const run = this.inviteChain.then(async () => {
           const table = await this.readInvites();
@@ -571,10 +583,12 @@ export class Peer {
 
   private onAnnounce(msg: RoundAnnounce, from: string) {
     const raft = this.raft;
-    if (raft === null || this.init === null) return { type: 'error' as const, reason: 'not running' };
+    if (raft === null) return { type: 'error' as const, reason: 'not running' };
     if (msg.term !== raft.term || raft.leaderId !== from) return { type: 'error' as const, reason: `not the aggregator of term ${raft.term}` };
     this.currentRound = Math.max(this.currentRound, msg.round);
-    void this.participate(msg, from).catch((e: unknown) => this.log(`round ${msg.round}: ${oneLine(e)}`));
+    // A peer still loading its model joins in as soon as it is ready (the deadline decides).
+    void this.whenReady(msg.deadline)
+      .then(() => this.participate(msg, from)).catch((e: unknown) => this.log(`round ${msg.round}: ${oneLine(e)}`));
     return { type: 'ack' as const };
   }
 
@@ -591,6 +605,8 @@ export class Peer {
       return { type: 'ack' as const };
     } catch (e) {
       const reason = oneLine(e);
+      const c = this.collecting;
+      if (c !== null && c.term === msg.term && c.round === msg.round) c.refused.add(from);
       this.log(`rejected the update of ${short(from)}: ${reason}`);
       return { type: 'error' as const, reason };
     }
@@ -643,13 +659,20 @@ export class Peer {
 
   // ---- member side of a round ----------------------------------------------------------------
 
+  private async whenReady(deadline: number): Promise<void> {
+    while (this.init === null || this.committed === null) {
+      if (this.stopped || Date.now() > deadline) throw new Error('not ready before the deadline');
+      await sleep(50);
+    }
+  }
+
   private async participate(msg: RoundAnnounce, leader: string): Promise<void> {
     const init = this.init!;
     const mine = msg.assignment[this.peerId];
     if (mine === undefined || mine.length === 0) return;
     this.training = msg.round;
     const globals = await this.globalsFor(msg.globalSha256, msg.round, leader);
-    const update = await this.train(msg, globals, mine);
+    const update = await this.train(msg, globals, mine, () => this.training === msg.round && this.raft?.term === msg.term);
     if (this.stopped || this.node === null) return;
     const names = tensorsOf(init.units, mine);
     const bySpec = new Map(init.specs.map((s) => [s.name, s]));
@@ -679,18 +702,28 @@ export class Peer {
     return w;
   }
 
-  private async train(msg: RoundAnnounce, globals: Weights, units: string[]): Promise<ClientUpdate> {
-    const hp = HyperParams.parse(msg.hyperparameters);
-    const reply = await this.pool!.run<'train'>({
-      type: 'train',
-      client: this.local!.name,
-      roundSeed: roundSeed(msg.seed, msg.round),
-      method: 'spry',
-      hp,
-      units,
-      globals,
-    });
-    return reply.result;
+  /** Train this peer's units; `current` is asked once the worker is free, to skip a stale round. */
+  private async train(msg: RoundAnnounce, globals: Weights, units: string[], current: () => boolean): Promise<ClientUpdate> {
+    const prev = this.trainChain;
+    let release!: () => void;
+    this.trainChain = new Promise<void>((r) => (release = r));
+    try {
+      await prev;
+      if (!current()) throw new Error('round abandoned before training started');
+      const hp = HyperParams.parse(msg.hyperparameters);
+      const reply = await this.pool!.run<'train'>({
+        type: 'train',
+        client: this.local!.name,
+        roundSeed: roundSeed(msg.seed, msg.round),
+        method: 'spry',
+        hp,
+        units,
+        globals,
+      });
+      return reply.result;
+    } finally {
+      release();
+    }
   }
 
   private async evaluate(round: number, extra: Partial<RoundMetric> = {}): Promise<void> {
@@ -731,8 +764,15 @@ export class Peer {
         await sleep(250);
         continue;
       }
-      const connected = this.raft!.members.filter((m) => m === this.peerId || (this.node?.getConnections(peerIdFromString(m)).length ?? 0) > 0);
-      if (connected.length < minMembers) {
+      // Ready: answered a heartbeat of this term (so it knows who leads and serves our protocols)
+      // and still connected.
+      const answered = this.raft!.followerCommittedRounds();
+      const connected = this.raft!.members.filter(
+        (m) => m === this.peerId || (answered.has(m) && (this.node?.getConnections(peerIdFromString(m)).length ?? 0) > 0),
+      );
+      // The first round waits for minMembers; later ones need a majority, so that they can commit.
+      const needed = this.committed.round === 0 ? minMembers : Math.floor(this.raft!.members.length / 2) + 1;
+      if (connected.length < needed) {
         await sleep(200);
         continue;
       }
@@ -769,7 +809,7 @@ export class Peer {
       globalSha256: hashWeights(base.globals, init.specs),
       deadline,
     };
-    const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set() };
+    const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set(), refused: new Set() };
     this.collecting = c;
     this.currentRound = round;
     this.log(`round ${round}: announcing to ${participants.length} member(s)`);
@@ -793,16 +833,19 @@ export class Peer {
     if (c.expected.has(this.peerId)) {
       void (async () => {
         const mine = plan.assignment.get(this.peerId)!;
-        const update = await this.train(announce, base.globals, mine);
+        const update = await this.train(announce, base.globals, mine, () => this.collecting === c);
         const names = tensorsOf(init.units, mine);
         const bySpec = new Map(init.specs.map((s) => [s.name, s]));
         let weights = update.weights ?? new Map();
         if (this.options.tamperUpdate) weights = this.options.tamperUpdate(round, weights);
         const { layout, data } = packLoose(weights, names.map((n) => bySpec.get(n)!));
         this.acceptUpdate(this.peerId, { type: 'update-submission', term, round, units: mine, numExamples: update.numExamples, loss: update.loss, dtype: 'float32', layout }, data);
-      })().catch((e: unknown) => this.log(`round ${round}: own update: ${oneLine(e)}`));
+      })().catch((e: unknown) => {
+        c.refused.add(this.peerId);
+        this.log(`round ${round}: own update: ${oneLine(e)}`);
+      });
     }
-    while (this.leaderOf(term) && Date.now() < deadline && [...c.expected].some((p) => !c.updates.has(p))) await sleep(50);
+    while (this.leaderOf(term) && Date.now() < deadline && [...c.expected].some((p) => !c.updates.has(p) && !c.refused.has(p))) await sleep(50);
     if (!this.leaderOf(term)) throw new Error('lost the aggregator role');
     this.collecting = null;
     const updates = [...c.updates.values()];

@@ -87,10 +87,10 @@ export function attentionBias(keyMask: tf.Tensor, causal: boolean): tf.Tensor {
  * (grouped-query when Hkv < H). Every step is a Dual op, so the tangent is exact.
  */
 export function attention(q: Dual, k: Dual, v: Dual, bias: tf.Tensor): Dual {
-  const rep = q.p.shape[1] / k.p.shape[1];
+  const [, heads, , d] = q.p.shape as number[];
+  const rep = heads / (k.p.shape as number[])[1];
   const kk = repeatKv(k, rep);
   const vv = repeatKv(v, rep);
-  const d = q.p.shape[3];
   const scores = add(scale(batchMatmul(q, kk, true), 1 / Math.sqrt(d)), { p: bias, t: null });
   return batchMatmul(softmax(scores), vv, false);
 }

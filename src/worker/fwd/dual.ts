@@ -210,7 +210,7 @@ export function embedding(table: Dual, ids: tf.Tensor): Dual {
  * A one-hot contraction rather than a gather, so that reverse mode works on the wasm backend.
  */
 export function takePositions(x: Dual, pos: tf.Tensor): Dual {
-  const select = tf.expandDims(tf.oneHot(tf.cast(pos, 'int32'), x.p.shape[1]), -1); // [B, T, 1]
+  const select = tf.expandDims(tf.oneHot(tf.cast(pos, 'int32'), (x.p.shape as number[])[1]), -1); // [B, T, 1]
   return { p: tf.sum(tf.mul(x.p, select), 1), t: x.t && tf.sum(tf.mul(x.t, select), 2) };
 }
 

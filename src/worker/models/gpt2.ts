@@ -90,7 +90,7 @@ export function createGpt2(config: Record<string, unknown>, tensors: TensorMap, 
         });
         const m = layerNorm(x1, c(blk.ln2.g), c(blk.ln2.b), eps);
         const f = gelu(loraLinear(m, blk.fc, mod('mlp.c_fc'), params, lora, siteSeed(seed, i, 2)));
-        return add(x1, linear(f, c(blk.out.w), c(blk.out.b)));
+        return add(x1, linear(f, c(blk.out.w), blk.out.b && c(blk.out.b)));
       });
       const out = tidyDual(() => {
         const hf = layerNorm(h, c(lnF.g), c(lnF.b), eps);
