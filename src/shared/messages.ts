@@ -196,6 +196,12 @@ export const updateSubmissionSchema = z.object({
   /** Mean local training loss (reported in the metrics). */
   loss: z.number().finite().optional(),
   dtype: z.literal('float32'),
+  /**
+   * What the attachment holds: `weights` (per-epoch Spry: the assigned tensors, described by
+   * `layout`; the default) or `jvp` (per-iteration Spry: K float32 directional derivatives, no
+   * layout; the aggregator regenerates the perturbations from the round seed and the sender's id).
+   */
+  kind: z.enum(['weights', 'jvp']).optional(),
   layout: tensorLayoutSchema.optional(),
   dataBytes: float32Bytes,
   dataSha256: sha256Schema,
@@ -221,6 +227,22 @@ export const commitAckSchema = z.object({
   reason: z.string().max(500).optional(),
 });
 export type CommitRequest = z.infer<typeof commitRequestSchema>;
+
+/** A member that lacks committed rounds (after a restart or a partition) asks for one by number. */
+export const checkpointFetchRequestSchema = z.object({
+  type: z.literal('checkpoint-fetch-request'),
+  round: natSchema,
+});
+export const checkpointFetchResponseSchema = z.object({
+  type: z.literal('checkpoint-fetch-response'),
+  round: natSchema,
+  /** sha256 of the checkpoint file (the attachment). */
+  sha256: sha256Schema,
+  dataBytes: natSchema,
+  dataSha256: sha256Schema,
+});
+export type CheckpointFetchRequest = z.infer<typeof checkpointFetchRequestSchema>;
+export type CheckpointFetchResponse = z.infer<typeof checkpointFetchResponseSchema>;
 export type CommitAck = z.infer<typeof commitAckSchema>;
 
 // ---- size limits ------------------------------------------------------------------------------
@@ -251,6 +273,8 @@ export const MESSAGE_LIMITS = {
   'update-submission': { json: 8 * MiB, data: MAX_WEIGHTS_BYTES },
   'commit-request': { json: 4 * KiB, data: MAX_WEIGHTS_BYTES },
   'commit-ack': { json: 4 * KiB, data: 0 },
+  'checkpoint-fetch-request': { json: 1 * KiB, data: 0 },
+  'checkpoint-fetch-response': { json: 4 * KiB, data: MAX_WEIGHTS_BYTES },
 } as const satisfies Record<string, MessageLimit>;
 
 export type MessageType = keyof typeof MESSAGE_LIMITS;
@@ -333,5 +357,12 @@ export const PROTOCOLS = {
     ['commit-request'],
     z.discriminatedUnion('type', [commitAckSchema, errorReplySchema]),
     ['commit-ack', 'error'],
+  ),
+  checkpoint: defineProtocol(
+    '/fedforward/checkpoint/1.0.0',
+    checkpointFetchRequestSchema,
+    ['checkpoint-fetch-request'],
+    z.discriminatedUnion('type', [checkpointFetchResponseSchema, errorReplySchema]),
+    ['checkpoint-fetch-response', 'error'],
   ),
 } as const;

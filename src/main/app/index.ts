@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, BrowserWindow, ipcMain, session } from 'electron';
 import { registerApi } from './ipc.ts';
+import { openPeerApi, type PeerApiImpl } from '../api/peer_api.ts';
+import { deferredApi } from '../api/validate.ts';
+import { EVENT_CHANNEL, type BridgeEventMessage } from '../../shared/bridge.ts';
 
 /** Must match the meta tag in src/renderer/index.html. */
 export const CONTENT_SECURITY_POLICY = [
@@ -23,6 +26,7 @@ export const PRELOAD_PATH = join(here, '../preload/index.cjs');
 export const RENDERER_HTML = join(here, '../renderer/index.html');
 
 let mainWindow: BrowserWindow | null = null;
+let peerApi: PeerApiImpl | null = null;
 
 export function createWindow(): BrowserWindow {
   const win = new BrowserWindow({
@@ -62,8 +66,25 @@ function start(): void {
       },
     });
   });
-  registerApi(ipcMain, {
-    version: async () => app.getVersion(),
+  // The peer of this installation: its data directory is Electron's userData. The handlers are
+  // registered at once; calls that need the peer wait for it to open.
+  const ready = Promise.resolve().then(() =>
+    openPeerApi(app.getPath('userData'), (event, payload) => {
+      const message: BridgeEventMessage = { event, payload };
+      for (const win of BrowserWindow.getAllWindows()) if (!win.isDestroyed()) win.webContents.send(EVENT_CHANNEL, message);
+    }),
+  );
+  ready.then(
+    (api) => {
+      peerApi = api;
+      if (api.peer.settings !== null) void api.start().catch((e: unknown) => console.error('fedforward: cannot start the peer:', e));
+    },
+    (e: unknown) => console.error('fedforward: cannot open the peer:', e instanceof Error ? e.message : e),
+  );
+  registerApi(ipcMain, deferredApi(ready, { version: async () => app.getVersion() }));
+  app.on('before-quit', () => {
+    peerApi?.close();
+    void peerApi?.peer.stop();
   });
   createWindow();
 }

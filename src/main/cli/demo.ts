@@ -1,67 +1,93 @@
 // `fedforward demo`: the main job on the embedded default. Three organisations, each holding one
-// domain of the UCI sentiment sentences (IMDb, Yelp, Amazon reviews) as private data, finetune the
-// embedded model with Spry; progress, a summary, and the exported PEFT adapter.
+// domain of the UCI sentiment sentences (IMDb, Yelp, Amazon reviews) as private data, form a real
+// libp2p federation on loopback (TCP, Noise, a private network from the invite), elect an
+// aggregator and finetune the embedded model with Spry; progress, a summary, the PEFT adapter.
 import type { Command } from 'commander';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { backendOption, positiveInt } from './options.ts';
-import { simulate } from '../simulate.ts';
+import { Peer } from '../federation/peer.ts';
 import { exportPeftAdapter } from '../export/peft.ts';
-import { HyperParams } from '../../shared/methods.ts';
 
 const MB = 1024 * 1024;
+const ORGS = ['imdb', 'yelp', 'amazon'] as const;
 const pct = (a: number | null) => (a === null ? 'n/a' : `${(100 * a).toFixed(1)}%`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function demoCommand(program: Command): void {
   program
     .command('demo')
-    .description('three organisations (IMDb, Yelp, Amazon review sentences) finetune the embedded model with Spry')
+    .description('three organisations (IMDb, Yelp, Amazon review sentences) federate over libp2p on loopback and finetune the embedded model with Spry')
     .option('--rounds <n>', 'rounds', positiveInt, 5)
     .option('--model <dir>', 'model directory, or "embedded"', 'embedded')
-    .option('--out <dir>', 'where to export the adapter', 'fedforward-demo')
-    .option('--max-local-steps <n>', 'local steps per round per organisation', positiveInt, 25)
+    .option('--out <dir>', 'where the peers keep their data directories and the adapter is exported', 'fedforward-demo')
+    .option('--max-local-steps <n>', 'local steps per round per organisation', positiveInt, 20)
     .option('--json', 'print the summary as JSON')
     .addOption(backendOption())
     .action(async (o) => {
-      const hp = HyperParams.parse({ lr: 1e-3, maxLocalSteps: o.maxLocalSteps, batchSize: 8, maxLength: 48 });
       const log = (s: string) => !o.json && console.log(s);
-      log('FedForward demo: 3 organisations, each with one domain of review sentences, train one adapter with Spry.');
-      const result = await simulate(
-        {
-          method: 'spry',
-          model: { model: o.model, lora: {}, backend: o.backend, maxLength: hp.maxLength, initSeed: 0 },
-          data: { source: 'sentiment', split: { kind: 'domain' }, seed: 0, trainFraction: 0.8, limit: 0 },
-          perRound: 3,
+      const out = path.resolve(o.out);
+      await rm(path.join(out, 'peers'), { recursive: true, force: true });
+      const data = (org: string) => ({ source: 'sentiment', split: { kind: 'local' as const, client: org, domain: org }, seed: 0 });
+      const peers = await Promise.all(ORGS.map((org) => Peer.open({ dataDir: path.join(out, 'peers', org), listen: ['/ip4/127.0.0.1/tcp/0'] })));
+      const [first, ...others] = peers;
+      try {
+        log(`FedForward demo: 3 organisations (${ORGS.join(', ')}) each keep their review sentences to themselves and train one adapter with Spry.`);
+        await first.create({
+          name: 'FedForward demo',
+          peerName: ORGS[0],
+          model: { model: o.model, backend: o.backend, maxLength: 48 },
+          data: data(ORGS[0]),
+          hp: { lr: 1e-3, maxLocalSteps: o.maxLocalSteps, batchSize: 8, maxLength: 48 },
           rounds: o.rounds,
+          minMembers: 3,
           seed: 0,
-          hp,
-        },
-        (e) => {
-          if (e.type === 'ready')
-            log(`model: ${o.model} (${e.init.family}, ${e.init.units.length} trainable units), backend ${e.init.backend}; organisations: ${e.init.clients.map((c) => `${c.id} ${c.train} train / ${c.test} test`).join(', ')}`);
-          if (e.type === 'round') {
-            const m = e.metrics;
-            log(`round ${m.round}/${o.rounds}: train loss ${m.trainLoss.toFixed(4)}, accuracy ${pct(m.accuracy)}, ${(m.wallMs / 1000).toFixed(1)} s, peak tensors ${(m.peakTensorBytes / MB).toFixed(1)} MB`);
+        });
+        await first.start();
+        const code = await first.invite({ uses: 2, expiresMs: 3_600_000 });
+        log(`${ORGS[0]} created the federation and an invite: ${code.slice(0, 24)}…`);
+        for (const [i, p] of others.entries()) {
+          await p.join(code, ORGS[i + 1], data(ORGS[i + 1]));
+          log(`${ORGS[i + 1]} joined with the code`);
+        }
+        const before = await Promise.all(peers.map((p) => p.evaluateCommitted()));
+        log(`accuracy of the untrained adapter: ${before.map((m) => `${m.peer} ${pct(m.accuracy)}`).join(', ')}`);
+
+        let shown = 0;
+        const t0 = Date.now();
+        while (shown < o.rounds) {
+          const st = peers.map((p) => p.status());
+          const committed = Math.min(...st.map((s) => s.committedRound));
+          if (committed > shown) {
+            shown = committed;
+            const leader = st.find((s) => s.role === 'leader');
+            log(`round ${committed}/${o.rounds} committed by all 3 (aggregator ${leader?.name ?? '?'}, term ${leader?.term ?? '?'}), ${((Date.now() - t0) / 1000).toFixed(0)} s`);
           }
-        },
-      );
-      const { init } = result;
-      const dir = path.resolve(o.out, 'adapter');
-      await exportPeftAdapter(dir, { family: init.family, task: 'classification', ...init.lora, baseModel: o.model, labels: init.labels }, init.specs, result.final);
-      const last = result.rounds.at(-1)!;
-      const summary = {
-        rounds: result.rounds.length,
-        accuracyBefore: result.initial.accuracy,
-        accuracyAfter: last.accuracy,
-        peakTensorBytes: Math.max(...result.rounds.map((r) => r.peakTensorBytes)),
-        peakRssBytes: Math.max(...result.rounds.map((r) => r.peakRss)),
-        bytesUp: result.rounds.reduce((s, r) => s + r.bytesUp, 0),
-        bytesDown: result.rounds.reduce((s, r) => s + r.bytesDown, 0),
-        adapter: dir,
-      };
-      if (o.json) return console.log(JSON.stringify(summary, null, 2));
-      console.log(`\ngeneralized accuracy ${pct(summary.accuracyBefore)} → ${pct(summary.accuracyAfter)} after ${summary.rounds} rounds`);
-      console.log(`peak tensor memory per organisation ${(summary.peakTensorBytes / MB).toFixed(1)} MB, peak RSS ${(summary.peakRssBytes / MB).toFixed(0)} MB`);
-      console.log(`sent ${(summary.bytesUp / 1024).toFixed(1)} KiB up, ${(summary.bytesDown / 1024).toFixed(1)} KiB down`);
-      console.log(`adapter (PEFT LoRA): ${dir}`);
+          await sleep(200);
+        }
+        const after = await Promise.all(peers.map((p) => p.evaluateCommitted()));
+        const { globals, init, round } = first.committedAdapter();
+        const adapterDir = path.join(out, 'adapter');
+        await exportPeftAdapter(adapterDir, { family: init.family, task: 'classification', ...init.lora, baseModel: o.model, labels: init.labels }, init.specs, globals);
+        const summary = {
+          rounds: round,
+          organisations: ORGS.map((org, i) => {
+            const sent = [...peers[i].traffic().values()].reduce((s, t) => s + t.sent, 0);
+            return { name: org, accuracyBefore: before[i].accuracy, accuracyAfter: after[i].accuracy, peakTensorBytes: peers[i].memoryPeak().tensorBytes, bytesSent: sent };
+          }),
+          // the three demo peers share one process, so RSS is theirs together
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          seconds: (Date.now() - t0) / 1000,
+          adapter: adapterDir,
+        };
+        if (o.json) return console.log(JSON.stringify(summary, null, 2));
+        log('\norganisation  accuracy before → after   peak tensor memory   sent');
+        for (const s of summary.organisations)
+          log(`${s.name.padEnd(12)}  ${pct(s.accuracyBefore).padStart(6)} → ${pct(s.accuracyAfter).padEnd(6)}        ${(s.peakTensorBytes / MB).toFixed(1).padStart(6)} MB        ${(s.bytesSent / 1024).toFixed(0)} KiB`);
+        log(`peak RSS of the process running all three peers: ${(summary.peakRssBytes / MB).toFixed(0)} MB`);
+        log(`${summary.rounds} rounds in ${summary.seconds.toFixed(0)} s; adapter (PEFT LoRA): ${adapterDir}`);
+      } finally {
+        await Promise.all(peers.map((p) => p.stop()));
+      }
     });
 }

@@ -57,6 +57,8 @@ export interface PeerNodeOptions {
   extraTransports?: NonNullable<Libp2pOptions['transports']>;
   /** Connection limits and timeouts, passed to libp2p. */
   connectionManager?: Libp2pOptions['connectionManager'];
+  /** Which peers to refuse (libp2p's connection gater); tests use it to partition a federation. */
+  connectionGater?: Libp2pOptions['connectionGater'];
 }
 
 /** Create and start a peer node. Bootstrap dials run in the background. */
@@ -71,6 +73,7 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
     streamMuxers: [yamux()],
     connectionProtector: preSharedKey({ psk }),
     ...(options.connectionManager ? { connectionManager: options.connectionManager } : {}),
+    ...(options.connectionGater ? { connectionGater: options.connectionGater } : {}),
     services: {
       identify: identify(),
       ping: ping(),

@@ -19,7 +19,7 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
 import { z } from 'zod';
 import { createPeerNode, generateSwarmKey, type PeerNode } from './node.ts';
-import { registerProtocol, request, sha256Hex, withData } from './wire.ts';
+import { registerProtocol, request, sha256Hex, trafficOf, withData, type ProtocolTraffic } from './wire.ts';
 import { RaftNode, type RaftStatus } from './raft.ts';
 import { hashWeights, packWeights, parseCheckpoint, serializeCheckpoint, unpackWeights, type Checkpoint } from './checkpoint.ts';
 import { openDataDir, type DataDir, type FederationFile } from '../storage/data_dir.ts';
@@ -30,6 +30,7 @@ import { emptyServerState, type ServerOptState } from '../spry/server_optimizer.
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import {
   PROTOCOLS,
+  type CheckpointFetchResponse,
   type CommitAck,
   type ErrorReply,
   type FederationSettings,
@@ -39,7 +40,7 @@ import {
   type WeightsFetchResponse,
 } from '../../shared/messages.ts';
 import { createInvite, decodeInvite, InviteError, InviteTable, verifyInviteSignature } from '../../shared/invite.ts';
-import { HyperParams, methodSpec } from '../../shared/methods.ts';
+import { HyperParams, methodSpec, perIteration } from '../../shared/methods.ts';
 import { roundSeed } from '../../shared/seeds.ts';
 import { DataSpec, ModelSpec, type InitReply } from '../../shared/worker_protocol.ts';
 import type { TensorSpec, Weights } from '../../shared/units.ts';
@@ -69,6 +70,40 @@ export interface PeerOptions {
   log?: (line: string) => void;
   /** Test hook: change this peer's update before it is sent. */
   tamperUpdate?: (round: number, weights: Weights) => Weights;
+  /** Test hook: change this peer's jvp scalars (per-iteration mode) before they are sent. */
+  tamperJvp?: (round: number, jvp: Float32Array) => Float32Array;
+  /** Test hook: called (and awaited) just before this member submits its update to `leader`. */
+  beforeSubmit?: (round: number, msg: Submission, data: Uint8Array, leader: string) => Promise<void>;
+  /**
+   * Test hook: peers (by id) this node refuses to dial or accept, through libp2p's connection
+   * gater; the set is read live, so a test can partition and heal a running federation.
+   */
+  blockedPeers?: ReadonlySet<string>;
+}
+
+/** An update submission as this peer builds it (the wire adds dataBytes and dataSha256). */
+export type Submission = Omit<UpdateSubmission, 'dataBytes' | 'dataSha256'>;
+
+/** Where the time of one round went, at one peer (ms). */
+export interface RoundTiming {
+  round: number;
+  role: 'aggregator' | 'member';
+  /** Aggregator: sending the announce to every member. */
+  announceMs?: number;
+  /** Member: fetching the global adapter it lacked (0 when it had it). */
+  fetchMs?: number;
+  /** Local training in the worker (the aggregator's own share included). */
+  trainMs?: number;
+  /** Member: sending the update and getting the ack. */
+  submitMs?: number;
+  /** Aggregator: from the announce until the last update arrived (training of all members). */
+  collectMs?: number;
+  /** Aggregator: Strategy.aggregate plus serialising the checkpoint. */
+  aggregateMs?: number;
+  /** Aggregator: storing the checkpoint at a majority. */
+  commitMs?: number;
+  /** Aggregator: the whole round. */
+  totalMs?: number;
 }
 
 export interface CreateSettings {
@@ -112,6 +147,9 @@ export interface PeerStatus {
   committedRound: number;
   lastMetrics: RoundMetric | null;
 }
+
+/** How long an expected member may stay disconnected before a round stops waiting for it. */
+const MEMBER_GONE_MS = 1500;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 400);
@@ -170,6 +208,7 @@ export class Peer {
   private init: InitReply | null = null;
   private memberInfo = new Map<string, PeerInfo>();
   private committed: Checkpoint | null = null;
+  private peakMemory = { tensorBytes: 0, rss: 0 };
   private collecting: Collecting | null = null;
   private currentRound = 0;
   private lastMetric: RoundMetric | null = null;
@@ -181,6 +220,12 @@ export class Peer {
   private training = 0;
   /** One training at a time, so a stale round can be skipped while an earlier one runs. */
   private trainChain: Promise<void> = Promise.resolve();
+  /** The client id of this peer's data in its worker, and in the perturbation seeds: its peer id. */
+  private workerClient = '';
+  private roundTimings = new Map<number, RoundTiming>();
+  private lastTraffic = new Map<string, ProtocolTraffic>();
+  /** Member side: fetching committed rounds it lacks, one catch-up at a time. */
+  private catchChain: Promise<void> = Promise.resolve();
 
   private constructor(options: PeerOptions, dir: DataDir, key: PrivateKey) {
     this.options = options;
@@ -255,7 +300,6 @@ export class Peer {
     if (this.fed !== null) throw new Error(`this data directory already belongs to federation "${this.fed.settings.federationName}"`);
     if ((c.method ?? 'spry') !== 'spry') throw new Error('only the spry method runs in a federation');
     const hp = HyperParams.parse(c.hp ?? {});
-    if (hp.spryMode !== 'epoch') throw new Error('a federation runs Spry in epoch mode (per-iteration mode is simulation only)');
     if (!Number.isInteger(c.rounds) || c.rounds < 1) throw new Error('rounds must be a positive integer');
     if (!Number.isInteger(c.minMembers) || c.minMembers < 1) throw new Error('min members must be a positive integer');
     const model = ModelSpec.parse(c.model);
@@ -339,7 +383,7 @@ export class Peer {
     await verifyInviteSignature(invite);
     const dataSpec = DataSpec.parse(data);
     const listen = this.options.listen ?? ['/ip4/127.0.0.1/tcp/0'];
-    const node = await createPeerNode({ privateKey: this.privateKey, swarmKey: invite.swarmKey, listen, announce: this.options.announce });
+    const node = await createPeerNode({ privateKey: this.privateKey, swarmKey: invite.swarmKey, listen, announce: this.options.announce, ...this.gater() });
     try {
       const self: PeerInfo = {
         peerId: this.peerId,
@@ -376,6 +420,35 @@ export class Peer {
 
   // ---- start and stop ------------------------------------------------------------------------
 
+  private gater(): { connectionGater?: NonNullable<Parameters<typeof createPeerNode>[0]['connectionGater']> } {
+    const blocked = this.options.blockedPeers;
+    if (blocked === undefined) return {};
+    const deny = (id: PeerId) => blocked.has(id.toString());
+    return {
+      connectionGater: {
+        denyDialPeer: deny,
+        denyInboundEncryptedConnection: deny,
+        denyOutboundEncryptedConnection: deny,
+      },
+    };
+  }
+
+  /** The bytes this peer's node sent and received so far, per protocol id. */
+  traffic(): Map<string, ProtocolTraffic> {
+    return this.node === null ? new Map(this.lastTraffic) : trafficOf(this.node);
+  }
+
+  /** Where the time of each round went at this peer, oldest first. */
+  timings(): RoundTiming[] {
+    return [...this.roundTimings.values()].sort((a, b) => a.round - b.round);
+  }
+
+  private timing(round: number, role: RoundTiming['role']): RoundTiming {
+    let t = this.roundTimings.get(round);
+    if (t === undefined || t.role !== role) this.roundTimings.set(round, (t = { round, role }));
+    return t;
+  }
+
   /** Start this peer of its federation (after create, or after a restart). */
   async start(): Promise<void> {
     const fed = this.fed;
@@ -385,6 +458,7 @@ export class Peer {
       swarmKey: Uint8Array.from(Buffer.from(fed.swarmKey, 'hex')),
       listen: this.local.listen,
       announce: this.local.announce,
+      ...this.gater(),
     });
     await this.startWith(node);
   }
@@ -409,6 +483,9 @@ export class Peer {
       });
       if (addrs.length > 0) await node.peerStore.merge(peerIdFromString(m.peerId), { multiaddrs: addrs }).catch(() => {});
     }
+    // A member's identify tells its current listen addresses: record them, so that every member
+    // can reach every other one (also one that joined later, or came back on a new port).
+    node.addEventListener('peer:identify', (evt) => this.onIdentify(evt.detail.peerId.toString(), evt.detail.listenAddrs.map((a) => a.toString())));
     await this.registerHandlers(node);
     const settings = fed.settings;
     if (settings.modelSpec === undefined) throw new Error('the federation settings carry no model');
@@ -461,6 +538,10 @@ export class Peer {
           void this.leadLoop(s.term);
         }
       },
+      onLeaderCommittedRound: (round, leader) => {
+        if (this.committed !== null && round <= this.committed.round) return;
+        this.catchUpTo(leader, round).catch((e: unknown) => this.log(`catching up: ${oneLine(e)}`));
+      },
       onMembersChange: (members, version) => {
         if (this.fed === null) return;
         const infos = members.map((id) => this.memberInfo.get(id) ?? { peerId: id, name: short(id), multiaddrs: [], capacity: 0 });
@@ -474,7 +555,12 @@ export class Peer {
 
     // The compute: one worker on this peer's own data.
     this.pool = new ComputePool(1);
-    const init = await this.pool.init(settings.modelSpec, local.data);
+    // The worker knows this peer's data under the peer id, so that the perturbation seeds the worker
+    // draws (stepSeed(roundSeed, client, ·)) are the ones the aggregator regenerates for this sender.
+    const split = local.data.split;
+    const workerData = split.kind === 'local' ? { ...local.data, split: { ...split, client: this.peerId } } : local.data;
+    this.workerClient = split.kind === 'local' ? this.peerId : local.name;
+    const init = await this.pool.init(settings.modelSpec, workerData);
     if (latest !== null) {
       this.committed = parseCheckpoint(latest.bytes, init.specs);
       this.log(`resuming from committed round ${this.committed.round}`);
@@ -485,12 +571,26 @@ export class Peer {
     this.log(`peer ${short(this.peerId)} (${local.name}) started, ${fed.members.length} member(s), committed round ${this.committed.round}`);
   }
 
+  private onIdentify(id: string, listen: string[]): void {
+    if (id === this.peerId || this.fed === null) return;
+    const addrs = listen.filter((a) => !a.includes('/ip4/0.0.0.0/') && !a.includes('/ip6/::/')).slice(0, 16);
+    if (addrs.length === 0) return;
+    const prev = this.memberInfo.get(id);
+    if (prev !== undefined && prev.multiaddrs.join('\n') === addrs.join('\n')) return;
+    const info: PeerInfo = { ...(prev ?? { peerId: id, name: short(id), capacity: 0 }), multiaddrs: addrs };
+    this.memberInfo.set(id, info);
+    if (!this.fed.members.some((m) => m.peerId === id)) return;
+    this.fed = { ...this.fed, members: this.fed.members.map((m) => (m.peerId === id ? { ...m, multiaddrs: addrs } : m)) };
+    void this.saveFederation().catch(() => {});
+  }
+
   /** Stop at once: no goodbye to the others (as a crash would, but with the files closed). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.raft?.stop();
     const node = this.node;
     const pool = this.pool;
+    if (node !== null) this.lastTraffic = trafficOf(node);
     this.node = null;
     this.pool = null;
     await Promise.resolve(node?.stop()).catch(() => {});
@@ -538,6 +638,7 @@ export class Peer {
     await registerProtocol(node, PROTOCOLS.weights, (msg, from) => this.onFetch(msg.sha256, from.toString()), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.update, (msg, from, data) => this.onUpdate(msg, from.toString(), data), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.commit, (msg, from, data) => this.onCommit(msg.term, msg.round, msg.sha256, from.toString(), data), { timeoutMs: 120_000, onError });
+    await registerProtocol(node, PROTOCOLS.checkpoint, (msg, from) => this.onCheckpointFetch(msg.round, from.toString()), { timeoutMs: 120_000, onError });
   }
 
   private async onJoin(code: string, info: PeerInfo, from: string) {
@@ -624,11 +725,88 @@ export class Peer {
     if (c.updates.has(from)) throw new Error('a second update for this round');
     if (Date.now() > c.deadline) throw new Error('update arrived after the deadline');
     if (msg.numExamples < 1 || msg.numExamples > 1e9) throw new Error('bad example count');
+    const hp = HyperParams.parse(this.fed!.settings.hyperparameters ?? {});
+    if (perIteration(methodSpec(this.fed!.settings.method ?? 'spry'), hp)) {
+      // Per-iteration Spry: K float32 jvp scalars; the aggregator regenerates the perturbations.
+      if (msg.kind !== 'jvp' || msg.layout !== undefined) throw new Error('expected jvp scalars (per-iteration Spry), got weights');
+      const k = hp.k ?? 1;
+      const got = (data?.byteLength ?? 0) / 4;
+      if (data === undefined || got !== k) throw new Error(`expected ${k} jvp scalar(s), got ${got}`);
+      const jvp = Array.from(new Float32Array(new Uint8Array(data).buffer));
+      if (!jvp.every(Number.isFinite)) throw new Error('a jvp scalar has a non-finite value');
+      c.updates.set(from, { client: from, units: [...assigned], numExamples: msg.numExamples, loss: msg.loss ?? NaN, jvp });
+      return;
+    }
+    if (msg.kind === 'jvp') throw new Error('expected weights (per-epoch Spry), got jvp scalars');
     const names = tensorsOf(init.units, assigned);
     const bySpec = new Map(init.specs.map((s) => [s.name, s]));
     const expected: TensorSpec[] = names.map((n) => bySpec.get(n)!);
     const weights = unpackWeights(msg.layout, data, expected);
     c.updates.set(from, { client: from, units: [...assigned], numExamples: msg.numExamples, loss: msg.loss ?? NaN, weights });
+  }
+
+  /** The submission of this peer's update: its weights, or its K jvp scalars (per-iteration). */
+  private buildSubmission(term: number, round: number, units: string[], update: ClientUpdate): { msg: Submission; data: Uint8Array } {
+    const init = this.init!;
+    const settings = this.fed!.settings;
+    const hp = HyperParams.parse(settings.hyperparameters ?? {});
+    const head = { type: 'update-submission' as const, term, round, units, numExamples: update.numExamples, loss: Number.isFinite(update.loss) ? update.loss : undefined, dtype: 'float32' as const };
+    if (perIteration(methodSpec(settings.method ?? 'spry'), hp)) {
+      let jvp = Float32Array.from(update.jvp ?? []);
+      if (this.options.tamperJvp) jvp = Float32Array.from(this.options.tamperJvp(round, jvp));
+      return { msg: { ...head, kind: 'jvp' }, data: new Uint8Array(jvp.buffer, jvp.byteOffset, jvp.byteLength) };
+    }
+    const names = tensorsOf(init.units, units);
+    const bySpec = new Map(init.specs.map((s) => [s.name, s]));
+    let weights = update.weights ?? new Map();
+    if (this.options.tamperUpdate) weights = this.options.tamperUpdate(round, weights);
+    const { layout, data } = packLoose(weights, names.map((n) => bySpec.get(n)!));
+    return { msg: { ...head, layout }, data };
+  }
+
+  /** Any member: a committed checkpoint, by round, for a member that lacks it. */
+  private async onCheckpointFetch(round: number, from: string) {
+    if (!this.isMember(from)) return { type: 'error' as const, reason: 'not a member' };
+    try {
+      const { entry, bytes } = await this.dir.readCheckpoint(round);
+      return withData<CheckpointFetchResponse | ErrorReply>({ type: 'checkpoint-fetch-response', round, sha256: entry.sha256 }, bytes);
+    } catch (e) {
+      return { type: 'error' as const, reason: oneLine(e) };
+    }
+  }
+
+  /** Member: fetch the committed rounds up to `target` that we lack from `leader`, oldest first. */
+  private catchUpTo(leader: string, target: number): Promise<void> {
+    const run = this.catchChain.then(() => this.catchUp(leader, target));
+    this.catchChain = run.catch(() => {});
+    return run;
+  }
+
+  private async catchUp(leader: string, target: number): Promise<void> {
+    await this.whenReady(Date.now() + 120_000);
+    const t0 = Date.now();
+    let fetched = 0;
+    for (;;) {
+      const raft = this.raft;
+      if (this.stopped || raft === null || this.node === null || raft.leaderId !== leader) return;
+      const have = this.committed!.round;
+      if (target <= have) break;
+      // Every round we lack, oldest first, so our history is the federation's.
+      const round = have + 1;
+      const res = await request(this.node, peerIdFromString(leader), PROTOCOLS.checkpoint, { type: 'checkpoint-fetch-request', round }, { timeoutMs: 60_000 });
+      if (res.msg.type !== 'checkpoint-fetch-response') throw new Error(`the aggregator has no round ${round}: ${res.msg.reason}`);
+      const data = res.data!;
+      if (sha256Hex(data) !== res.msg.sha256) throw new Error(`round ${round}'s checkpoint does not match its sha256`);
+      const cp = parseCheckpoint(data, this.init!.specs);
+      if (cp.round !== round) throw new Error(`asked for round ${round}, got round ${cp.round}`);
+      if (this.committed!.round >= round) continue; // a commit-request got there first
+      await this.dir.commitCheckpoint(round, data);
+      this.committed = cp;
+      raft.setCommittedRound(round);
+      this.currentRound = Math.max(this.currentRound, round);
+      fetched++;
+    }
+    if (fetched > 0) this.log(`caught up: fetched ${fetched} committed round(s) in ${Date.now() - t0} ms, now at round ${this.committed!.round}`);
   }
 
   private async onCommit(term: number, round: number, sha: string, from: string, data: Uint8Array | undefined): Promise<CommitAck | ErrorReply> {
@@ -640,6 +818,11 @@ export class Peer {
     try {
       const cp = parseCheckpoint(data, this.init.specs);
       if (cp.round !== round) throw new Error('checkpoint is of another round');
+      // Rounds we lack before this one (we were down or cut off): fetch them first, so that our
+      // history has no holes.
+      if (this.committed !== null && round > this.committed.round + 1) {
+        await this.catchUpTo(from, round - 1).catch((e: unknown) => this.log(`catching up before round ${round}: ${oneLine(e)}`));
+      }
       if (this.committed !== null && round <= this.committed.round) {
         const mine = await this.dir.readCheckpoint(round).catch(() => null);
         if (mine?.entry.sha256 === sha) return ack(true);
@@ -667,25 +850,23 @@ export class Peer {
   }
 
   private async participate(msg: RoundAnnounce, leader: string): Promise<void> {
-    const init = this.init!;
     const mine = msg.assignment[this.peerId];
     if (mine === undefined || mine.length === 0) return;
     this.training = msg.round;
+    const timing = this.timing(msg.round, 'member');
+    let t = Date.now();
     const globals = await this.globalsFor(msg.globalSha256, msg.round, leader);
+    timing.fetchMs = Date.now() - t;
+    t = Date.now();
     const update = await this.train(msg, globals, mine, () => this.training === msg.round && this.raft?.term === msg.term);
+    timing.trainMs = Date.now() - t;
     if (this.stopped || this.node === null) return;
-    const names = tensorsOf(init.units, mine);
-    const bySpec = new Map(init.specs.map((s) => [s.name, s]));
-    let weights = update.weights ?? new Map();
-    if (this.options.tamperUpdate) weights = this.options.tamperUpdate(msg.round, weights);
-    const { layout, data } = packLoose(weights, names.map((n) => bySpec.get(n)!));
-    const res = await request(
-      this.node,
-      peerIdFromString(leader),
-      PROTOCOLS.update,
-      { type: 'update-submission', term: msg.term, round: msg.round, units: mine, numExamples: update.numExamples, loss: Number.isFinite(update.loss) ? update.loss : undefined, dtype: 'float32', layout },
-      { data, timeoutMs: 60_000 },
-    );
+    const { msg: submission, data } = this.buildSubmission(msg.term, msg.round, mine, update);
+    if (this.options.beforeSubmit) await this.options.beforeSubmit(msg.round, submission, data, leader);
+    if (this.stopped || this.node === null) return;
+    t = Date.now();
+    const res = await request(this.node, peerIdFromString(leader), PROTOCOLS.update, submission, { data, timeoutMs: 60_000 });
+    timing.submitMs = Date.now() - t;
     if (res.msg.type === 'error') this.log(`round ${msg.round}: the aggregator refused the update: ${res.msg.reason}`);
   }
 
@@ -713,24 +894,48 @@ export class Peer {
       const hp = HyperParams.parse(msg.hyperparameters);
       const reply = await this.pool!.run<'train'>({
         type: 'train',
-        client: this.local!.name,
+        client: this.workerClient,
         roundSeed: roundSeed(msg.seed, msg.round),
         method: 'spry',
         hp,
         units,
         globals,
       });
+      this.peakMemory = {
+        tensorBytes: Math.max(this.peakMemory.tensorBytes, reply.memory.peakTensorBytes),
+        rss: Math.max(this.peakMemory.rss, reply.memory.rss),
+      };
       return reply.result;
     } finally {
       release();
     }
   }
 
+  /** The highest tensor memory and RSS this peer's compute worker reached while training. */
+  memoryPeak(): { tensorBytes: number; rss: number } {
+    return { ...this.peakMemory };
+  }
+
+  /** The newest committed global adapter, with what an export needs to describe it. */
+  committedAdapter(): { round: number; globals: Weights; init: InitReply } {
+    if (this.committed === null || this.init === null) throw new Error('this peer is not running');
+    return { round: this.committed.round, globals: this.committed.globals, init: this.init };
+  }
+
+  /** Evaluate the newest committed adapter (round 0: the initial one) on this peer's test split. */
+  async evaluateCommitted(): Promise<RoundMetric> {
+    const c = this.committed;
+    if (this.pool === null || c === null) throw new Error('this peer is not running');
+    const r = await this.pool.run<'evaluate'>({ type: 'evaluate', client: this.workerClient, globals: c.globals, batchSize: 32 });
+    const accuracy = this.init!.labels.length > 0 && r.result.total > 0 ? r.result.correct / r.result.total : null;
+    return { round: c.round, peer: this.local!.name, testLoss: r.result.loss, accuracy, at: Date.now() };
+  }
+
   private async evaluate(round: number, extra: Partial<RoundMetric> = {}): Promise<void> {
     const pool = this.pool;
     const c = this.committed;
     if (pool === null || c === null || c.round !== round) return;
-    const r = await pool.run<'evaluate'>({ type: 'evaluate', client: this.local!.name, globals: c.globals, batchSize: 32 });
+    const r = await pool.run<'evaluate'>({ type: 'evaluate', client: this.workerClient, globals: c.globals, batchSize: 32 });
     const metric: RoundMetric = {
       round,
       peer: this.local!.name,
@@ -812,6 +1017,7 @@ export class Peer {
     const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set(), refused: new Set() };
     this.collecting = c;
     this.currentRound = round;
+    const timing = this.timing(round, 'aggregator');
     this.log(`round ${round}: announcing to ${participants.length} member(s)`);
     await Promise.all(
       participants.map(async (p) => {
@@ -829,32 +1035,55 @@ export class Peer {
         }
       }),
     );
+    timing.announceMs = Date.now() - t0;
+    const tCollect = Date.now();
     // The aggregator trains its own share too, through the same checks as everyone else's.
     if (c.expected.has(this.peerId)) {
       void (async () => {
         const mine = plan.assignment.get(this.peerId)!;
+        const t = Date.now();
         const update = await this.train(announce, base.globals, mine, () => this.collecting === c);
-        const names = tensorsOf(init.units, mine);
-        const bySpec = new Map(init.specs.map((s) => [s.name, s]));
-        let weights = update.weights ?? new Map();
-        if (this.options.tamperUpdate) weights = this.options.tamperUpdate(round, weights);
-        const { layout, data } = packLoose(weights, names.map((n) => bySpec.get(n)!));
-        this.acceptUpdate(this.peerId, { type: 'update-submission', term, round, units: mine, numExamples: update.numExamples, loss: update.loss, dtype: 'float32', layout }, data);
+        timing.trainMs = Date.now() - t;
+        const { msg, data } = this.buildSubmission(term, round, mine, update);
+        this.acceptUpdate(this.peerId, msg, data);
       })().catch((e: unknown) => {
         c.refused.add(this.peerId);
         this.log(`round ${round}: own update: ${oneLine(e)}`);
       });
     }
-    while (this.leaderOf(term) && Date.now() < deadline && [...c.expected].some((p) => !c.updates.has(p) && !c.refused.has(p))) await sleep(50);
+    // Wait for every expected update; a member whose connection stays down for a while (crashed,
+    // cut off) is not waited for: its contribution is lost to this round, nothing more.
+    const goneSince = new Map<string, number>();
+    const waitingFor = (p: string) => {
+      if (c.updates.has(p) || c.refused.has(p)) return false;
+      if (p === this.peerId) return true;
+      if ((this.node?.getConnections(peerIdFromString(p)).length ?? 0) > 0) {
+        goneSince.delete(p);
+        return true;
+      }
+      const since = goneSince.get(p) ?? Date.now();
+      goneSince.set(p, since);
+      if (Date.now() - since < MEMBER_GONE_MS) return true;
+      c.refused.add(p);
+      this.log(`round ${round}: ${short(p)} is gone; not waiting for its update`);
+      return false;
+    };
+    while (this.leaderOf(term) && Date.now() < deadline && [...c.expected].filter(waitingFor).length > 0) await sleep(50);
     if (!this.leaderOf(term)) throw new Error('lost the aggregator role');
     this.collecting = null;
+    timing.collectMs = Date.now() - tCollect;
     const updates = [...c.updates.values()];
     if (updates.length === 0) throw new Error('no update arrived before the deadline');
+    const tAgg = Date.now();
     const globals = strategy.aggregate(plan, base.globals, updates);
     const cp: Checkpoint = { round, globals, server: strategy.server };
     const bytes = serializeCheckpoint(cp, settings.federationId);
     const sha = sha256Hex(bytes);
+    timing.aggregateMs = Date.now() - tAgg;
+    const tCommit = Date.now();
     await this.commitRound(term, cp, bytes, sha);
+    timing.commitMs = Date.now() - tCommit;
+    timing.totalMs = Date.now() - t0;
     const examples = updates.reduce((s, u) => s + u.numExamples, 0);
     const trainLoss = updates.reduce((s, u) => s + (Number.isFinite(u.loss) ? u.loss * u.numExamples : 0), 0) / examples;
     this.log(`round ${round} committed by a majority (${updates.length}/${participants.length} updates, ${sha.slice(0, 12)})`);
@@ -863,9 +1092,12 @@ export class Peer {
     );
   }
 
-  /** Store the checkpoint here, then at the others until a majority holds it. */
+  /**
+   * Store the checkpoint at the others until a majority (this peer included) holds it, then here.
+   * Storing here last means an aggregator cut off in a minority never keeps a round that the
+   * federation did not commit.
+   */
   private async commitRound(term: number, cp: Checkpoint, bytes: Uint8Array, sha: string): Promise<void> {
-    await this.dir.commitCheckpoint(cp.round, bytes);
     const stored = new Set<string>([this.peerId]);
     const majority = () => Math.floor(this.raft!.members.length / 2) + 1;
     for (let attempt = 0; ; attempt++) {
@@ -886,6 +1118,7 @@ export class Peer {
       await sleep(1000);
     }
     if (!this.leaderOf(term)) throw new Error('lost the aggregator role before the commit');
+    await this.dir.commitCheckpoint(cp.round, bytes);
     this.committed = cp;
     this.raft!.setCommittedRound(cp.round);
   }

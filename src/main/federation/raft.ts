@@ -216,6 +216,10 @@ export class RaftNode {
     // Removed members get the new list in the next heartbeats too, so they learn it and stop standing.
     for (const m of this.membersValue) if (!next.includes(m) && m !== this.id) this.departing.set(m, DEPARTING_HEARTBEATS);
     for (const m of next) this.departing.delete(m);
+    // A newcomer counts as heard at the moment it is added: check-quorum must not depose the leader
+    // before the newcomer had a chance to answer its first heartbeat.
+    const now = this.config.clock.now();
+    for (const m of next) if (!this.membersValue.includes(m) && m !== this.id) this.lastHeard.set(m, now);
     this.membersValue = next;
     this.membershipVersionValue += 1;
     this.config.onMembersChange?.(this.membersValue, this.membershipVersionValue);

@@ -25,7 +25,32 @@ export class WireError extends Error {
 export interface Received<T> {
   msg: T;
   data?: Uint8Array;
+  /** Bytes the message took on the stream (frames and their length prefixes). */
+  wireBytes?: number;
 }
+
+/** Bytes a node sent and received per protocol (application frames, before Noise and Yamux). */
+export interface ProtocolTraffic {
+  sent: number;
+  received: number;
+}
+const trafficByNode = new WeakMap<object, Map<string, ProtocolTraffic>>();
+
+function count(node: object, protocol: string, sent: number, received: number): void {
+  let m = trafficByNode.get(node);
+  if (m === undefined) trafficByNode.set(node, (m = new Map()));
+  const t = m.get(protocol) ?? { sent: 0, received: 0 };
+  t.sent += sent;
+  t.received += received;
+  m.set(protocol, t);
+}
+
+/** A copy of the bytes `node` sent and received so far, per protocol id. */
+export function trafficOf(node: object): Map<string, ProtocolTraffic> {
+  return new Map([...(trafficByNode.get(node) ?? [])].map(([k, v]) => [k, { ...v }]));
+}
+
+const framed = (n: number) => encodeVarint(n).byteLength + n;
 
 /**
  * A message about to be sent: `dataBytes` and `dataSha256` may be left out, the wire computes them
@@ -149,14 +174,14 @@ export async function readMessage<T>(
   if (!parsed.success) throw new WireError(schemaError(parsed.error.issues));
   const msg = parsed.data;
   const dataBytes = (json as { dataBytes?: unknown }).dataBytes;
-  if (dataBytes === undefined) return { msg };
+  if (dataBytes === undefined) return { msg, wireBytes: framed(frame.byteLength) };
   if (typeof dataBytes !== 'number' || limit.data === 0) throw new WireError(`${type} cannot carry data`);
   if (dataBytes > limit.data) throw new WireError(`${type} data too large (${dataBytes} > ${limit.data} bytes)`);
   const data = await readFrame(bytes, dataBytes, signal);
   if (data.byteLength !== dataBytes) throw new WireError(`${type} data is ${data.byteLength} bytes, announced ${dataBytes}`);
   const want = (json as { dataSha256?: unknown }).dataSha256;
   if (typeof want !== 'string' || sha256Hex(data) !== want) throw new WireError(`${type} data does not match its sha256`);
-  return { msg, data };
+  return { msg, data, wireBytes: framed(frame.byteLength) + framed(data.byteLength) };
 }
 
 /** Validate and write one message; with data, `dataBytes` and `dataSha256` are filled in. */
@@ -167,7 +192,7 @@ export async function writeMessage<T extends { type: string }>(
   msg: Outgoing<T>,
   data?: Uint8Array,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<number> {
   const full = data === undefined ? msg : { ...msg, dataBytes: data.byteLength, dataSha256: sha256Hex(data) };
   const parsed = schema.safeParse(full);
   if (!parsed.success) throw new WireError(`refusing to send: ${schemaError(parsed.error.issues)}`);
@@ -180,6 +205,7 @@ export async function writeMessage<T extends { type: string }>(
   }
   await writeFrame(bytes, frame, signal);
   if (data !== undefined) await writeFrame(bytes, data, signal);
+  return framed(frame.byteLength) + (data === undefined ? 0 : framed(data.byteLength));
 }
 
 function bufferSizeFor(limits: Readonly<Record<string, MessageLimit>>): number {
@@ -248,8 +274,10 @@ export async function registerProtocol<Req extends { type: string }, Res extends
         if (!canReplyError) throw err;
         reply = { type: 'error', reason: firstLine(asError(err).message) } as unknown as Res;
       }
-      if (isWithData(reply)) await writeMessage(bytes, spec.response, spec.responseLimits, reply.msg, reply.data, signal);
-      else await writeMessage(bytes, spec.response, spec.responseLimits, reply as Outgoing<Res>, undefined, signal);
+      const sent = isWithData(reply)
+        ? await writeMessage(bytes, spec.response, spec.responseLimits, reply.msg, reply.data, signal)
+        : await writeMessage(bytes, spec.response, spec.responseLimits, reply as Outgoing<Res>, undefined, signal);
+      count(node, spec.id, sent, req.wireBytes ?? 0);
       await stream.close({ signal });
     } catch (err) {
       const e = asError(err);
@@ -299,8 +327,10 @@ export async function request<Req extends { type: string }, Res extends { type: 
   const stream = await node.dialProtocol(peer, spec.id, { signal });
   try {
     const bytes = byteStream(stream, { maxBufferSize: bufferSizeFor(spec.responseLimits) });
-    await writeMessage(bytes, spec.request, spec.requestLimits, msg, options.data, signal);
+    const sent = await writeMessage(bytes, spec.request, spec.requestLimits, msg, options.data, signal);
+    count(node, spec.id, sent, 0);
     const reply = await readMessage(bytes, spec.response, spec.responseLimits, signal);
+    count(node, spec.id, 0, reply.wireBytes ?? 0);
     await stream.close({ signal });
     return reply;
   } catch (err) {

@@ -354,4 +354,33 @@ describe('RaftNode durability and membership', () => {
     expect(node.term).toBe(3);
     expect(node.leaderId).toBeNull();
   });
+  it('a member added by setMembers counts as heard when added: no needless re-election on the first join', () => {
+    const clock = new ManualClock();
+    const sent: [string, RaftMessage][] = [];
+    const node = new RaftNode({
+      id: 'solo',
+      members: ['solo'],
+      electionTimeoutMs: T,
+      clock,
+      transport: { send: (to, m) => sent.push([to, m]) },
+      random: () => 0,
+      persist: () => {},
+    });
+    node.start();
+    clock.advance(3 * T);
+    expect(node.role).toBe('leader');
+    clock.advance(10 * T); // leading alone for a long time
+    expect(node.setMembers(['solo', 'b'])).toBe(true);
+    expect(node.role).toBe('leader');
+    expect(sent.some(([to, m]) => to === 'b' && m.type === 'heartbeat')).toBe(true);
+    // b answers within the election timeout: the leader stays.
+    clock.advance(T / 2);
+    node.receive('b', { type: 'heartbeat-response', term: node.term, ok: true, committedRound: 0 });
+    clock.advance(T / 2);
+    expect(node.role).toBe('leader');
+    expect(node.term).toBe(1);
+    // b falls silent: check-quorum still deposes the leader one timeout later.
+    clock.advance(2 * T);
+    expect(node.role).toBe('follower');
+  });
 });

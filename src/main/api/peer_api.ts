@@ -1,0 +1,570 @@
+// The interface's API (src/shared/api.ts) implemented on a real federation Peer. Plain Node: the
+// Electron shell and `fedforward serve` both create one of these and carry it to the renderer.
+//
+// What the Peer does not publish yet is taken from the pieces beside it: the metrics log and the
+// invite table in its data directory, the compute worker's progress messages (the Peer's pool is
+// wrapped once it exists, see `instrument`), the bench code for the backprop figure. Everything
+// is real; what cannot work yet throws a one-line reason.
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { Peer, localConfigSchema, type LocalConfig } from '../federation/peer.ts';
+import type { ComputePool } from '../compute/pool.ts';
+import { parseCheckpoint } from '../federation/checkpoint.ts';
+import { exportPeftAdapter } from '../export/peft.ts';
+import { writeFileAtomic } from '../../shared/atomic_write.ts';
+import { decodeInvite, InviteTable, type InviteRecord } from '../../shared/invite.ts';
+import { HyperParams } from '../../shared/methods.ts';
+import type { InitReply } from '../../shared/worker_protocol.ts';
+import { loadDataset } from '../../worker/data/task_data.ts';
+import { labelBalance } from '../../worker/data/batches.ts';
+import { resolveModelDir } from '../../worker/models/embedded.ts';
+import type {
+  ApiEventName,
+  ApiEvents,
+  BackpropFigure,
+  CreateFederationSettings,
+  DataSummary,
+  InviteInfo,
+  MemberStatus,
+  MemoryPoint,
+  Metrics,
+  Phase,
+  PeerApi,
+  ProgressEvent,
+  RoundMetric,
+  StatusInfo,
+  StepPoint,
+} from '../../shared/api.ts';
+import type { z } from 'zod';
+import type { ExportArgs, JoinOptions, CreateInviteArgs } from '../../shared/api.ts';
+
+export const APP_VERSION = '0.1.0';
+const MAX_STEPS_KEPT = 5000;
+const MAX_SAMPLES_KEPT = 5000;
+
+const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 400);
+
+/** What the Peer keeps private and this module reads (until the Peer publishes it). */
+interface PeerInternals {
+  pool: ComputePool | null;
+  init: InitReply | null;
+  local: LocalConfig | null;
+}
+const internals = (p: Peer) => p as unknown as PeerInternals;
+
+export type Emit = <E extends ApiEventName>(event: E, payload: ApiEvents[E]) => void;
+
+export interface PeerApiOptions {
+  /** How often the status is checked for changes to push (ms). */
+  pollMs?: number;
+  /** Measure the backprop figure with the bench code in child processes (default true). */
+  bench?: boolean;
+  /** bench: measured steps per mode */
+  benchSteps?: number;
+}
+
+interface ExportJob {
+  cancelled: boolean;
+}
+
+type RunRequest = Parameters<ComputePool['run']>[0];
+type OnProgress = Parameters<ComputePool['run']>[1];
+
+export class PeerApiImpl implements PeerApi {
+  readonly peer: Peer;
+  private emit: Emit;
+  private opts: PeerApiOptions;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private lastStatusJson = '';
+  private lastRoundSeen = 0;
+  private names = new Map<string, string>();
+  private codes = new Map<string, string>();
+  private steps: StepPoint[] = [];
+  private samples: MemoryPoint[] = [];
+  private progress: { round: number; step: number; steps: number } | null = null;
+  private trainingRound = 0;
+  private paused = false;
+  private resumeWaiters: (() => void)[] = [];
+  private instrumented: ComputePool | null = null;
+  private starting = false;
+  private lastError: string | null = null;
+  private bench: BackpropFigure | null = null;
+  private jobs = new Map<string, ExportJob>();
+
+  constructor(peer: Peer, emit: Emit, opts: PeerApiOptions = {}) {
+    this.peer = peer;
+    this.emit = emit;
+    this.opts = opts;
+    this.timer = setInterval(() => void this.tick().catch(() => {}), opts.pollMs ?? 500);
+    this.timer.unref?.();
+  }
+
+  /** Stops pushing events (the Peer itself is the caller's to stop). */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const j of this.jobs.values()) j.cancelled = true;
+    this.resumeAll();
+  }
+
+  // ---- status ---------------------------------------------------------------------------------
+
+  async version(): Promise<string> {
+    return APP_VERSION;
+  }
+
+  async status(): Promise<StatusInfo> {
+    await this.refreshNames();
+    return this.statusNow();
+  }
+
+  private statusNow(): StatusInfo {
+    const p = this.peer;
+    const s = p.status();
+    const settings = p.settings;
+    const inner = internals(p);
+    const running = p.node !== null && s.role !== 'stopped';
+    const members: MemberStatus[] = s.members.map((id) => {
+      const self = id === p.peerId;
+      let link: MemberStatus['link'] = 'self';
+      if (!self) {
+        let connected = false;
+        try {
+          connected = (p.node?.getConnections(peerIdFromString(id)).length ?? 0) > 0;
+        } catch {
+          connected = false;
+        }
+        link = connected ? 'connected' : 'unreachable';
+      }
+      return {
+        id,
+        name: self ? s.name || this.names.get(id) || 'this peer' : (this.names.get(id) ?? shortId(id)),
+        self,
+        aggregator: s.leader === id,
+        link,
+        progress: self ? this.progress : null,
+      };
+    });
+    const rounds = settings?.rounds ?? 1;
+    let phase: Phase;
+    if (settings === null) phase = 'no-federation';
+    else if (!running) phase = this.starting ? 'loading' : 'stopped';
+    else if (inner.init === null) phase = 'loading';
+    else if (s.committedRound >= rounds) phase = 'finished';
+    else if (this.progress !== null && this.trainingRound > s.committedRound) phase = 'training';
+    else if (s.round > s.committedRound) phase = 'collecting';
+    else phase = 'waiting-for-members';
+    return {
+      version: APP_VERSION,
+      self: { id: p.peerId, name: s.name },
+      federation: settings
+        ? { id: settings.federationId, name: settings.federationName, model: settings.model ?? settings.modelSpec?.model ?? 'unknown', method: settings.method ?? 'spry', rounds, minMembers: settings.minMembers ?? 1 }
+        : null,
+      running,
+      paused: this.paused,
+      role: s.role,
+      backend: inner.init?.backend ?? null,
+      members,
+      aggregator: s.leader ? { id: s.leader, name: s.leader === p.peerId ? s.name : (this.names.get(s.leader) ?? shortId(s.leader)), term: s.term } : null,
+      round: s.round,
+      phase,
+      committedRound: s.committedRound,
+      lastMetrics: s.lastMetrics ? toRoundMetric(s.lastMetrics as unknown as Record<string, unknown>) : null,
+      lastError: this.lastError,
+    };
+  }
+
+  private async refreshNames(): Promise<void> {
+    const fed = await this.peer.dir.readFederation().catch(() => null);
+    for (const m of fed?.members ?? []) if (m.name) this.names.set(m.peerId, m.name);
+  }
+
+  /** Pushes status when it changed, a round metric when a new one was logged. */
+  private async tick(): Promise<void> {
+    this.instrument();
+    const s = this.peer.status();
+    if (s.members.some((id) => !this.names.has(id))) await this.refreshNames();
+    const st = this.statusNow();
+    const json = JSON.stringify(st);
+    if (json !== this.lastStatusJson) {
+      this.lastStatusJson = json;
+      this.emit('status', st);
+    }
+    if (st.lastMetrics && st.lastMetrics.round !== this.lastRoundSeen) {
+      this.lastRoundSeen = st.lastMetrics.round;
+      this.emit('round', st.lastMetrics);
+    }
+  }
+
+  // ---- the compute worker's progress, and pause ------------------------------------------------
+
+  /** Wraps the Peer's compute pool (once it exists) so its progress reaches the interface. */
+  private instrument(): void {
+    const inner = internals(this.peer);
+    const pool = inner.pool;
+    if (pool === null || pool === this.instrumented) return;
+    this.instrumented = pool;
+    const run = pool.run.bind(pool);
+    const wrapped = async (req: RunRequest, onProgress?: OnProgress) => {
+      if (req.type !== 'train') return run(req, onProgress);
+      await this.whileRunning();
+      const round = this.peer.status().round;
+      this.trainingRound = round;
+      this.progress = { round, step: 0, steps: 0 };
+      try {
+        const reply = await run(req, (m) => {
+          onProgress?.(m);
+          this.onStep(round, m.step, m.steps, m.loss, m.memory);
+        });
+        const r = reply as unknown as { memory?: { tensorBytes: number; peakTensorBytes: number; rss: number } };
+        if (r.memory) this.onSample(round, this.progress?.steps ?? 0, r.memory);
+        return reply;
+      } finally {
+        this.progress = null;
+      }
+    };
+    (pool as { run: unknown }).run = wrapped;
+  }
+
+  private onStep(round: number, step: number, steps: number, loss: number, memory: { tensorBytes: number; peakTensorBytes: number; rss: number }): void {
+    this.progress = { round, step, steps };
+    const point: StepPoint = { round, step, steps, loss, at: Date.now() };
+    if (Number.isFinite(loss)) {
+      this.steps.push(point);
+      if (this.steps.length > MAX_STEPS_KEPT) this.steps.splice(0, this.steps.length - MAX_STEPS_KEPT);
+      this.emit('step', point);
+    }
+    this.onSample(round, step, memory);
+  }
+
+  private onSample(round: number, step: number, m: { tensorBytes: number; peakTensorBytes: number; rss: number }): void {
+    const point: MemoryPoint = { at: Date.now(), round, step, rss: m.rss, tensorBytes: m.tensorBytes, peakTensorBytes: m.peakTensorBytes };
+    this.samples.push(point);
+    if (this.samples.length > MAX_SAMPLES_KEPT) this.samples.splice(0, this.samples.length - MAX_SAMPLES_KEPT);
+    this.emit('memory', point);
+  }
+
+  private whileRunning(): Promise<void> {
+    if (!this.paused) return Promise.resolve();
+    return new Promise((resolve) => this.resumeWaiters.push(resolve));
+  }
+
+  private resumeAll(): void {
+    const w = this.resumeWaiters;
+    this.resumeWaiters = [];
+    for (const f of w) f();
+  }
+
+  // ---- create, join, start ----------------------------------------------------------------------
+
+  async createFederation(form: CreateFederationSettings): Promise<StatusInfo> {
+    if (this.peer.settings !== null) throw new Error(`this peer already belongs to federation "${this.peer.settings.federationName}"`);
+    await checkModel(form.model);
+    await checkData(form.data);
+    const lora: Record<string, unknown> = { r: form.lora.r, alpha: form.lora.alpha, dropout: form.lora.dropout };
+    if (form.lora.targets.length > 0) lora.targetModules = form.lora.targets;
+    await this.peer.create({
+      name: form.name,
+      peerName: form.peerName,
+      model: { model: form.model, lora, maxLength: form.maxLength },
+      data: dataSpec(form.data, form.peerName, form.domain, form.limit),
+      hp: { lr: form.lr, batchSize: form.batchSize, maxLength: form.maxLength, maxLocalSteps: form.maxLocalSteps },
+      rounds: form.rounds,
+      minMembers: form.minMembers,
+      roundDeadlineMs: form.roundDeadlineSeconds * 1000,
+    });
+    await this.startPeer();
+    return this.status();
+  }
+
+  async join(code: string, dataFile: string, opts?: z.output<typeof JoinOptions>): Promise<StatusInfo> {
+    if (this.peer.settings !== null) throw new Error(`this peer already belongs to federation "${this.peer.settings.federationName}"`);
+    await checkData(dataFile);
+    const o = opts ?? { peerName: 'organisation', limit: 0 };
+    this.starting = true;
+    try {
+      await this.peer.join(code, o.peerName, dataSpec(dataFile, o.peerName, o.domain, o.limit));
+      this.lastError = null;
+    } catch (e) {
+      this.lastError = oneLine(e);
+      throw e;
+    } finally {
+      this.starting = false;
+    }
+    this.instrument();
+    return this.status();
+  }
+
+  async start(): Promise<StatusInfo> {
+    if (this.peer.settings === null) throw new Error('create or join a federation first');
+    if (this.peer.node === null) await this.startPeer();
+    return this.resume();
+  }
+
+  private async startPeer(): Promise<void> {
+    if (this.starting) throw new Error('the peer is already starting');
+    this.starting = true;
+    try {
+      await this.peer.start();
+      this.lastError = null;
+    } catch (e) {
+      this.lastError = oneLine(e);
+      throw e;
+    } finally {
+      this.starting = false;
+    }
+    this.instrument();
+  }
+
+  /** Pause holds this peer's local training: rounds go on without its share until it resumes. */
+  async pause(): Promise<StatusInfo> {
+    if (this.peer.settings === null) throw new Error('create or join a federation first');
+    this.paused = true;
+    return this.status();
+  }
+
+  async resume(): Promise<StatusInfo> {
+    this.paused = false;
+    this.resumeAll();
+    return this.status();
+  }
+
+  // ---- invites ----------------------------------------------------------------------------------
+
+  private get invitesFile(): string {
+    return path.join(this.peer.dir.root, 'invites.json');
+  }
+
+  private async readInvites(): Promise<InviteRecord[]> {
+    try {
+      const v = JSON.parse(await readFile(this.invitesFile, 'utf8')) as unknown;
+      return Array.isArray(v) ? (v as InviteRecord[]) : [];
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return [];
+      throw new Error(`the invite table is unreadable: ${oneLine(e)}`);
+    }
+  }
+
+  async createInvite(args?: z.output<typeof CreateInviteArgs>): Promise<InviteInfo & { code: string }> {
+    if (this.peer.settings === null) throw new Error('create or join a federation first');
+    if (this.peer.node === null) throw new Error('start the peer first: an invite carries its current address');
+    const a = args ?? { expiresHours: 24, uses: 1 };
+    const code = await this.peer.invite({ expiresMs: Math.round(a.expiresHours * 3600_000), uses: a.uses });
+    const id = decodeInvite(code).inviteId;
+    this.codes.set(id, code);
+    const info = (await this.listInvites()).find((i) => i.id === id);
+    return { ...(info ?? { id, usesLeft: a.uses, expiresAt: Date.now() + a.expiresHours * 3600_000, revoked: false, state: 'active' as const }), code };
+  }
+
+  async listInvites(): Promise<InviteInfo[]> {
+    const now = Date.now();
+    return (await this.readInvites())
+      .map((r) => ({
+        id: r.inviteId,
+        code: this.codes.get(r.inviteId) ?? null,
+        usesLeft: r.usesLeft,
+        expiresAt: r.expiresAt,
+        revoked: r.revoked,
+        state: r.revoked ? ('revoked' as const) : now > r.expiresAt ? ('expired' as const) : r.usesLeft <= 0 ? ('used-up' as const) : ('active' as const),
+      }))
+      .sort((a, b) => b.expiresAt - a.expiresAt);
+  }
+
+  async revokeInvite(id: string): Promise<InviteInfo[]> {
+    const table = new InviteTable(await this.readInvites());
+    if (!table.revoke(id)) throw new Error('no invite with that id');
+    await writeFileAtomic(this.invitesFile, JSON.stringify(table.toJSON(), null, 1) + '\n');
+    return this.listInvites();
+  }
+
+  // ---- metrics, memory, data --------------------------------------------------------------------
+
+  async metrics(): Promise<Metrics> {
+    const records = await this.peer.dir.readMetrics();
+    const rounds = records.map(toRoundMetric).filter((m): m is RoundMetric => m !== null);
+    return { rounds, steps: [...this.steps] };
+  }
+
+  async memory() {
+    this.startBench();
+    const peaks = new Map<string, { round: number; step: number; peakTensorBytes: number }>();
+    for (const s of this.samples) {
+      const k = `${s.round}/${s.step}`;
+      const prev = peaks.get(k);
+      if (!prev || prev.peakTensorBytes < s.peakTensorBytes) peaks.set(k, { round: s.round, step: s.step, peakTensorBytes: s.peakTensorBytes });
+    }
+    return { samples: [...this.samples], peakPerStep: [...peaks.values()], backprop: this.bench };
+  }
+
+  /** The backprop figure for this model, batch and sequence length, measured once with the bench code. */
+  private startBench(): void {
+    const settings = this.peer.settings;
+    if (this.bench !== null || settings === null || settings.modelSpec === undefined || this.opts.bench === false) return;
+    const hp = HyperParams.parse(settings.hyperparameters ?? {});
+    const spec = settings.modelSpec;
+    const fig: BackpropFigure = { state: 'measuring', kind: 'measured', model: spec.model, batch: hp.batchSize, seq: Math.min(hp.maxLength, spec.maxLength) };
+    this.bench = fig;
+    void import('../../worker/bench.ts')
+      .then(({ runBench }) =>
+        runBench(
+          { model: resolveModelDir(spec.model), batch: fig.batch, seq: fig.seq, steps: this.opts.benchSteps ?? 2, layers: 'all', k: 1, backend: spec.backend === 'tensorflow' ? 'auto' : spec.backend },
+          ['forward', 'backprop'],
+        ),
+      )
+      .then((results) => {
+        const pick = (m: string) => {
+          const r = results.find((x) => x.mode === m);
+          return r ? { peakTensorBytes: r.peakTensorBytes, stepTensorBytes: r.stepTensorBytes, peakRssBytes: r.peakRssBytes, medianStepMs: r.medianStepMs } : undefined;
+        };
+        this.bench = { ...fig, state: 'measured', forward: pick('forward'), backprop: pick('backprop') };
+      })
+      .catch((e: unknown) => {
+        this.bench = { ...fig, state: 'failed', error: oneLine(e) };
+      });
+  }
+
+  async dataSummary(): Promise<DataSummary> {
+    const local = internals(this.peer).local ?? (await this.readLocal());
+    if (local === null) throw new Error('this peer has no data yet: create or join a federation first');
+    const source = local.data.source;
+    const ds = await loadDataset(source);
+    let examples = ds.examples;
+    const domain = local.data.split.kind === 'local' ? local.data.split.domain : undefined;
+    if (domain && ds.domains) examples = examples.filter((_, i) => ds.domains![i] === domain);
+    if (local.data.limit > 0) examples = examples.slice(0, local.data.limit);
+    const isFile = /\.(jsonl|ndjson|csv)$/i.test(source);
+    const size = isFile ? (await stat(source)).size : null;
+    const balance = ds.labels.length > 0 ? labelBalance(examples, ds.labels.length) : null;
+    return {
+      source: domain ? `${source} (${domain})` : source,
+      kind: isFile ? 'file' : 'builtin',
+      size,
+      examples: examples.length,
+      labels: ds.labels,
+      balance: balance ? ds.labels.map((label, i) => ({ label, count: balance.counts[i]!, fraction: balance.fractions[i]! })) : [],
+      preview: examples.slice(0, 5).map((e) => ({ text: e.text.slice(0, 500), label: e.label >= 0 ? (ds.labels[e.label] ?? String(e.label)) : null })),
+    };
+  }
+
+  private async readLocal(): Promise<LocalConfig | null> {
+    try {
+      return localConfigSchema.parse(JSON.parse(await readFile(path.join(this.peer.dir.root, 'peer.json'), 'utf8')));
+    } catch {
+      return null;
+    }
+  }
+
+  // ---- export -----------------------------------------------------------------------------------
+
+  async exportAdapter(args?: z.output<typeof ExportArgs>): Promise<{ taskId: string }> {
+    const a = args ?? { merged: false };
+    if (a.merged) throw new Error('merged export is not available yet: this build exports the PEFT adapter only');
+    const init = internals(this.peer).init;
+    const settings = this.peer.settings;
+    if (settings === null) throw new Error('create or join a federation first');
+    if (init === null) throw new Error('the peer has not loaded its model yet: start it and wait a moment');
+    const list = await this.peer.dir.listCheckpoints();
+    if (list.length === 0) throw new Error('no round has been committed yet');
+    const round = a.round ?? Math.max(...list.map((c) => c.round));
+    if (!list.some((c) => c.round === round)) throw new Error(`round ${round} is not committed here (committed: ${list.map((c) => c.round).join(', ')})`);
+    const taskId = randomUUID();
+    const job: ExportJob = { cancelled: false };
+    this.jobs.set(taskId, job);
+    const send = (p: Omit<ProgressEvent, 'taskId' | 'kind'>) => this.emit('progress', { taskId, kind: 'export', ...p });
+    void (async () => {
+      const check = () => {
+        if (job.cancelled) throw new Cancelled();
+      };
+      try {
+        send({ stage: `reading the checkpoint of round ${round}`, fraction: 0.1, state: 'running' });
+        const { bytes } = await this.peer.dir.readCheckpoint(round);
+        check();
+        send({ stage: 'checking the adapter', fraction: 0.4, state: 'running' });
+        const cp = parseCheckpoint(bytes, init.specs);
+        check();
+        const dir = this.peer.dir.exportPath(`adapter-round-${round}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+        send({ stage: 'writing adapter_model.safetensors', fraction: 0.7, state: 'running' });
+        const files = await exportPeftAdapter(
+          dir,
+          { family: init.family, task: init.labels.length > 0 ? 'classification' : 'causal-lm', ...init.lora, baseModel: settings.model ?? settings.modelSpec?.model ?? 'unknown', ...(init.labels.length > 0 ? { labels: init.labels } : {}) },
+          init.specs,
+          cp.globals,
+        );
+        send({ stage: `exported round ${round}`, fraction: 1, state: 'done', files, dir });
+      } catch (e) {
+        if (e instanceof Cancelled) send({ stage: 'cancelled', fraction: 0, state: 'cancelled' });
+        else send({ stage: 'failed', fraction: 0, state: 'failed', error: oneLine(e) });
+      } finally {
+        this.jobs.delete(taskId);
+      }
+    })();
+    return { taskId };
+  }
+
+  async cancel(taskId: string): Promise<boolean> {
+    const job = this.jobs.get(taskId);
+    if (!job) return false;
+    job.cancelled = true;
+    return true;
+  }
+}
+
+class Cancelled extends Error {}
+
+function shortId(id: string): string {
+  return id.length > 12 ? `…${id.slice(-8)}` : id;
+}
+
+function dataSpec(source: string, client: string, domain: string | undefined, limit: number) {
+  return { source, split: { kind: 'local' as const, client, ...(domain ? { domain } : {}) }, seed: 0, limit };
+}
+
+async function checkModel(model: string): Promise<void> {
+  const dir = resolveModelDir(model);
+  try {
+    await stat(path.join(dir, 'config.json'));
+  } catch {
+    throw new Error(model === 'embedded' ? 'the embedded model is not built into this copy (models/embedded/config.json is missing)' : `no model at ${model}: expected a folder with config.json, model.safetensors and tokenizer.json`);
+  }
+}
+
+async function checkData(source: string): Promise<void> {
+  if (!/\.(jsonl|ndjson|csv)$/i.test(source)) {
+    await loadDataset(source); // a built-in task name, or a one-line reason
+    return;
+  }
+  try {
+    const s = await stat(source);
+    if (!s.isFile()) throw new Error('not a file');
+  } catch {
+    throw new Error(`no data file at ${source}`);
+  }
+}
+
+function num(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+export function toRoundMetric(r: Record<string, unknown>): RoundMetric | null {
+  const round = num(r.round);
+  const testLoss = num(r.testLoss);
+  if (round === null || testLoss === null) return null;
+  return {
+    round,
+    testLoss,
+    accuracy: num(r.accuracy),
+    trainLoss: num(r.trainLoss),
+    updates: num(r.updates),
+    participants: num(r.participants),
+    wallMs: num(r.wallMs),
+    at: num(r.at) ?? 0,
+  };
+}
+
+/** Opens the Peer of `dataDir` and its API; events go to `emit`. */
+export async function openPeerApi(dataDir: string, emit: Emit, opts: PeerApiOptions & { listen?: string[]; log?: (l: string) => void } = {}): Promise<PeerApiImpl> {
+  const peer = await Peer.open({ dataDir, ...(opts.listen ? { listen: opts.listen } : {}), ...(opts.log ? { log: opts.log } : {}) });
+  return new PeerApiImpl(peer, emit, opts);
+}

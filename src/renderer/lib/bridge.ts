@@ -1,0 +1,42 @@
+// The one Bridge of this page: Electron's preload (window.fedforward) when present, else the
+// WebSocket of `fedforward serve`, with the token the page was opened with.
+import type { Bridge } from '../../shared/bridge.ts';
+import type { ApiArgs, ApiEventName, ApiEvents, ApiMethodName, ApiResults } from '../../shared/api.ts';
+import { apiUrl, createWsBridge, tokenFromLocation } from './ws_bridge.ts';
+
+let bridge: Bridge | null = null;
+export const connection = { transport: 'none' as 'electron' | 'websocket' | 'none', open: false, listeners: new Set<(open: boolean) => void>() };
+
+export function getBridge(): Bridge {
+  if (bridge) return bridge;
+  const fromPreload = (globalThis as { fedforward?: Bridge }).fedforward;
+  if (fromPreload) {
+    connection.transport = 'electron';
+    connection.open = true;
+    bridge = fromPreload;
+    return bridge;
+  }
+  const token = tokenFromLocation(location, sessionStorage);
+  if (!token) throw new Error('no token: open the URL that `fedforward serve` printed');
+  connection.transport = 'websocket';
+  bridge = createWsBridge(apiUrl(location, token), {
+    onConnection: (open) => {
+      connection.open = open;
+      for (const l of connection.listeners) l(open);
+    },
+  });
+  return bridge;
+}
+
+/** A typed view of a Bridge. */
+export interface Api {
+  call<M extends ApiMethodName>(method: M, ...args: ApiArgs[M]): Promise<ApiResults[M]>;
+  on<E extends ApiEventName>(event: E, cb: (payload: ApiEvents[E]) => void): () => void;
+}
+
+export function typed(b: Bridge): Api {
+  return {
+    call: (method, ...args) => b.invoke(method, ...(args as unknown[])) as never,
+    on: (event, cb) => b.on(event, cb as (p: unknown) => void),
+  };
+}

@@ -1,0 +1,78 @@
+// The federation as this peer sees it: status (pushed), invites; and the calls that change them.
+import type { InviteInfo, StatusInfo } from '../../../shared/api.ts';
+import type { Api } from '../bridge.ts';
+
+const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+
+export class FederationStore {
+  status = $state<StatusInfo | null>(null);
+  invites = $state<InviteInfo[]>([]);
+  /** the code of the invite created last, to copy */
+  lastCode = $state<string | null>(null);
+  error = $state<string | null>(null);
+  busy = $state(false);
+
+  readonly inFederation = $derived(this.status?.federation != null);
+  readonly aggregatorName = $derived(this.status?.aggregator?.name ?? null);
+
+  private api: Api;
+  private off: () => void;
+
+  constructor(api: Api) {
+    this.api = api;
+    this.off = api.on('status', (s) => (this.status = s));
+  }
+
+  dispose(): void {
+    this.off();
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.status = await this.api.call('status');
+      if (this.status.federation) this.invites = await this.api.call('listInvites');
+      this.error = null;
+    } catch (e) {
+      this.error = oneLine(e);
+    }
+  }
+
+  /** Runs an action; its error lands in `error` (and is returned) instead of being thrown. */
+  private async act<T>(f: () => Promise<T>): Promise<string | null> {
+    this.busy = true;
+    try {
+      await f();
+      this.error = null;
+      return null;
+    } catch (e) {
+      this.error = oneLine(e);
+      return this.error;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  createInvite(expiresHours: number, uses: number): Promise<string | null> {
+    return this.act(async () => {
+      const inv = await this.api.call('createInvite', { expiresHours, uses });
+      this.lastCode = inv.code;
+      this.invites = await this.api.call('listInvites');
+    });
+  }
+
+  revoke(id: string): Promise<string | null> {
+    return this.act(async () => {
+      this.invites = await this.api.call('revokeInvite', id);
+    });
+  }
+
+  start(): Promise<string | null> {
+    return this.act(async () => void (this.status = await this.api.call('start')));
+  }
+  pause(): Promise<string | null> {
+    return this.act(async () => void (this.status = await this.api.call('pause')));
+  }
+  resume(): Promise<string | null> {
+    return this.act(async () => void (this.status = await this.api.call('resume')));
+  }
+}

@@ -1,0 +1,153 @@
+// @vitest-environment happy-dom
+// The stores (one per concern) over a fake typed API: pushed events, refresh, errors as words.
+import { describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { FederationStore } from '../../src/renderer/lib/stores/federation.svelte.ts';
+import { TrainingStore, dedupeRounds, stepX } from '../../src/renderer/lib/stores/training.svelte.ts';
+import { MemoryStore, ratioOf } from '../../src/renderer/lib/stores/memory.svelte.ts';
+import { ExportStore } from '../../src/renderer/lib/stores/export.svelte.ts';
+import type { Api } from '../../src/renderer/lib/bridge.ts';
+import type { RoundMetric, StatusInfo } from '../../src/shared/api.ts';
+
+function fakeApi(results: Record<string, (...a: unknown[]) => unknown>) {
+  const listeners = new Map<string, Set<(p: unknown) => void>>();
+  const calls: [string, unknown[]][] = [];
+  const api = {
+    call: async (m: string, ...args: unknown[]) => {
+      calls.push([m, args]);
+      const f = results[m];
+      if (!f) throw new Error(`${m}: not in this fake`);
+      return f(...args);
+    },
+    on: (e: string, cb: (p: unknown) => void) => {
+      let s = listeners.get(e);
+      if (!s) listeners.set(e, (s = new Set()));
+      s.add(cb);
+      return () => s.delete(cb);
+    },
+  } as unknown as Api;
+  const push = (e: string, p: unknown) => {
+    for (const cb of listeners.get(e) ?? []) cb(p);
+    flushSync();
+  };
+  return { api, push, calls };
+}
+
+const metric = (round: number, at: number, accuracy: number | null = 0.5): RoundMetric => ({ round, testLoss: 1 / round, accuracy, trainLoss: null, updates: 2, participants: 2, wallMs: 10, at });
+const status = (over: Partial<StatusInfo> = {}): StatusInfo => ({
+  version: '0.1.0',
+  self: { id: 'a', name: 'imdb' },
+  federation: { id: 'f', name: 'F', model: 'embedded', method: 'spry', rounds: 3, minMembers: 2 },
+  running: true,
+  paused: false,
+  role: 'leader',
+  backend: 'wasm',
+  members: [],
+  aggregator: { id: 'a', name: 'imdb', term: 4 },
+  round: 1,
+  phase: 'training',
+  committedRound: 0,
+  lastMetrics: null,
+  lastError: null,
+  ...over,
+});
+
+describe('FederationStore', () => {
+  it('follows pushed status and derives membership and the aggregator', () => {
+    const { api, push } = fakeApi({});
+    const s = new FederationStore(api);
+    expect(s.inFederation).toBe(false);
+    push('status', status());
+    expect(s.inFederation).toBe(true);
+    expect(s.aggregatorName).toBe('imdb');
+    s.dispose();
+    push('status', status({ aggregator: null }));
+    expect(s.aggregatorName).toBe('imdb');
+  });
+
+  it('keeps the new invite code and lists invites; a refused call becomes an error line', async () => {
+    const { api, calls } = fakeApi({
+      createInvite: () => ({ id: 'i1', code: 'ff1-abc', usesLeft: 2, expiresAt: 1, revoked: false, state: 'active' }),
+      listInvites: () => [{ id: 'i1', code: 'ff1-abc', usesLeft: 2, expiresAt: 1, revoked: false, state: 'active' }],
+      revokeInvite: () => {
+        throw new Error('no invite with that id');
+      },
+    });
+    const s = new FederationStore(api);
+    expect(await s.createInvite(2, 2)).toBe(null);
+    expect(calls[0]).toEqual(['createInvite', [{ expiresHours: 2, uses: 2 }]]);
+    expect(s.lastCode).toBe('ff1-abc');
+    expect(s.invites).toHaveLength(1);
+    expect(await s.revoke('zz')).toBe('no invite with that id');
+    expect(s.error).toBe('no invite with that id');
+    expect(s.busy).toBe(false);
+  });
+});
+
+describe('TrainingStore', () => {
+  it('keeps one metric per round (the newest), in order, from refresh and from pushes', async () => {
+    const { api, push } = fakeApi({ metrics: () => ({ rounds: [metric(2, 5), metric(1, 1), metric(1, 3, 0.7)], steps: [{ round: 1, step: 1, steps: 4, loss: 0.9, at: 1 }] }) });
+    const t = new TrainingStore(api);
+    await t.refresh();
+    expect(t.rounds.map((r) => [r.round, r.accuracy])).toEqual([[1, 0.7], [2, 0.5]]);
+    push('round', metric(3, 9, 0.8));
+    push('step', { round: 2, step: 2, steps: 4, loss: 0.5, at: 2 });
+    expect(t.latest?.round).toBe(3);
+    expect(t.best).toBe(0.8);
+    expect(t.steps.map(stepX)).toEqual([0.25, 1.5]);
+  });
+
+  it('dedupes by round', () => {
+    expect(dedupeRounds([metric(1, 5), metric(1, 2)]).map((r) => r.at)).toEqual([5]);
+  });
+});
+
+describe('MemoryStore', () => {
+  it('adds pushed samples and keeps the highest peak per step', () => {
+    const { api, push } = fakeApi({});
+    const m = new MemoryStore(api);
+    push('memory', { at: 1, round: 1, step: 1, rss: 100, tensorBytes: 10, peakTensorBytes: 20 });
+    push('memory', { at: 2, round: 1, step: 1, rss: 120, tensorBytes: 5, peakTensorBytes: 30 });
+    push('memory', { at: 3, round: 1, step: 2, rss: 110, tensorBytes: 5, peakTensorBytes: 25 });
+    expect(m.peakPerStep).toEqual([
+      { round: 1, step: 1, peakTensorBytes: 30 },
+      { round: 1, step: 2, peakTensorBytes: 25 },
+    ]);
+    expect(m.peakTensor).toBe(30);
+    expect(m.peakRss).toBe(120);
+    expect(m.latest?.at).toBe(3);
+    m.dispose();
+  });
+
+  it('states backprop over forward only when both were measured', () => {
+    const fig = { state: 'measured', kind: 'measured', model: 'm', batch: 4, seq: 32 } as const;
+    expect(ratioOf(null)).toBe(null);
+    expect(ratioOf({ ...fig })).toBe(null);
+    const r = { peakRssBytes: 0, medianStepMs: 0, peakTensorBytes: 0 };
+    expect(ratioOf({ ...fig, forward: { ...r, stepTensorBytes: 10 }, backprop: { ...r, stepTensorBytes: 58 } })).toBe(5.8);
+  });
+});
+
+describe('ExportStore', () => {
+  it('follows the progress of its own task only, and reports a refusal', async () => {
+    let merged: unknown;
+    const { api, push } = fakeApi({
+      exportAdapter: (a) => {
+        merged = (a as { merged: boolean }).merged;
+        if (merged) throw new Error('merged export is not available yet');
+        return { taskId: 't1' };
+      },
+      cancel: () => true,
+    });
+    const e = new ExportStore(api);
+    await e.start(undefined, true);
+    expect(e.error).toBe('merged export is not available yet');
+    await e.start(2, false);
+    expect(e.running).toBe(true);
+    push('progress', { taskId: 'other', kind: 'export', stage: 'x', fraction: 1, state: 'done' });
+    expect(e.task?.stage).toBe('starting');
+    push('progress', { taskId: 't1', kind: 'export', stage: 'exported round 2', fraction: 1, state: 'done', files: ['a'] });
+    expect(e.running).toBe(false);
+    expect(e.task?.files).toEqual(['a']);
+  });
+});
