@@ -113,6 +113,17 @@ export function federationCommands(program: Command): void {
       else console.log(code);
     });
 
+  program
+    .command('revoke')
+    .description('revoke an invite code issued by this peer: it can no longer be used to join')
+    .argument('<code>', 'the invite code')
+    .requiredOption('--data-dir <dir>', "this peer's data directory")
+    .action(async (code: string, o) => {
+      const peer = await Peer.open({ dataDir: o.dataDir });
+      await peer.revoke(code.trim());
+      console.log('invite revoked');
+    });
+
   const join = program
     .command('join')
     .description('join a federation with an invite code and this peer\'s own data, then run until Ctrl-C')

@@ -376,6 +376,20 @@ export class Peer {
     return code;
   }
 
+  /** Revoke an invite issued here (by its code); the inviter refuses it from now on. */
+  async revoke(code: string): Promise<void> {
+    const fed = this.fed;
+    if (fed === null) throw new Error('this peer belongs to no federation; create or join one first');
+    const invite = decodeInvite(code, 0, { federationId: fed.settings.federationId });
+    const run = this.inviteChain.then(async () => {
+      const table = await this.readInvites();
+      if (!table.revoke(invite.inviteId)) throw new Error('this invite was not issued by this peer');
+      await writeFileAtomic(this.invitesFile, JSON.stringify(table.toJSON(), null, 1) + '\n');
+    });
+    this.inviteChain = run.catch(() => {});
+    await run;
+  }
+
   /** Join the federation of `code` with this peer's data, then start. */
   async join(code: string, peerName: string, data: z.input<typeof DataSpec>): Promise<void> {
     if (this.fed !== null) throw new Error(`this data directory already belongs to federation "${this.fed.settings.federationName}"`);

@@ -1,7 +1,7 @@
 // Composite blocks of the model families, each with its tangent rule in plain view:
 // normalisations, rotary embeddings, attention, and the losses.
 import * as tf from '@tensorflow/tfjs';
-import { type Dual, add, batchMatmul, mul, reshape, scale, softmax, transpose, concat, split } from './dual.ts';
+import { type Dual, add, batchMatmul, concat, disposeDual, mul, reshape, scale, softmax, split, tidyDual, transpose } from './dual.ts';
 
 const mean = (x: tf.Tensor) => tf.mean(x, -1, true);
 
@@ -10,16 +10,18 @@ const mean = (x: tf.Tensor) => tf.mean(x, -1, true);
  * Tangent of x̂: (x'c − x̂ ⟨x̂, x'c⟩/n) / σ with x'c = x' − mean(x').
  */
 export function layerNorm(x: Dual, gamma: Dual, beta: Dual | null, eps: number): Dual {
-  const xc = tf.sub(x.p, mean(x.p));
-  const rstd = tf.rsqrt(tf.add(mean(tf.square(xc)), eps));
-  const xhat = tf.mul(xc, rstd);
-  let xhatT: tf.Tensor | null = null;
-  if (x.t) {
-    const tc = tf.sub(x.t, mean(x.t));
-    xhatT = tf.mul(rstd, tf.sub(tc, tf.mul(xhat, mean(tf.mul(xhat, tc)))));
-  }
-  const y = mul({ p: xhat, t: xhatT }, gamma);
-  return beta ? add(y, beta) : y;
+  return tidyDual(() => {
+    const xc = tf.sub(x.p, mean(x.p));
+    const rstd = tf.rsqrt(tf.add(mean(tf.square(xc)), eps));
+    const xhat = tf.mul(xc, rstd);
+    let xhatT: tf.Tensor | null = null;
+    if (x.t) {
+      const tc = tf.sub(x.t, mean(x.t));
+      xhatT = tf.mul(rstd, tf.sub(tc, tf.mul(xhat, mean(tf.mul(xhat, tc)))));
+    }
+    const y = mul({ p: xhat, t: xhatT }, gamma);
+    return beta ? add(y, beta) : y;
+  });
 }
 
 /**
@@ -27,10 +29,12 @@ export function layerNorm(x: Dual, gamma: Dual, beta: Dual | null, eps: number):
  * Tangent of x̂: (x' − x̂ ⟨x̂, x'⟩/n) / rms.
  */
 export function rmsNorm(x: Dual, gamma: Dual, eps: number): Dual {
-  const r = tf.rsqrt(tf.add(mean(tf.square(x.p)), eps));
-  const xhat = tf.mul(x.p, r);
-  const xhatT = x.t && tf.mul(r, tf.sub(x.t, tf.mul(xhat, mean(tf.mul(xhat, x.t)))));
-  return mul({ p: xhat, t: xhatT }, gamma);
+  return tidyDual(() => {
+    const r = tf.rsqrt(tf.add(mean(tf.square(x.p)), eps));
+    const xhat = tf.mul(x.p, r);
+    const xhatT = x.t && tf.mul(r, tf.sub(x.t, tf.mul(xhat, mean(tf.mul(xhat, x.t)))));
+    return mul({ p: xhat, t: xhatT }, gamma);
+  });
 }
 
 /** cos and sin tables [T, d] for rotary embeddings at positions 0..T-1 (HF layout: halves repeated). */
@@ -91,8 +95,11 @@ export function attention(q: Dual, k: Dual, v: Dual, bias: tf.Tensor): Dual {
   const rep = heads / (k.p.shape as number[])[1];
   const kk = repeatKv(k, rep);
   const vv = repeatKv(v, rep);
-  const scores = add(scale(batchMatmul(q, kk, true), 1 / Math.sqrt(d)), { p: bias, t: null });
-  return batchMatmul(softmax(scores), vv, false);
+  // the scores and their tangents are freed as soon as the probabilities exist
+  const probs = tidyDual(() => softmax(add(scale(batchMatmul(q, kk, true), 1 / Math.sqrt(d)), { p: bias, t: null })));
+  const out = batchMatmul(probs, vv, false);
+  disposeDual(probs);
+  return out;
 }
 
 /** [B, T, H*d] → [B, H, T, d]. */
@@ -113,16 +120,18 @@ export function mergeHeads(x: Dual): Dual {
  * directional derivative: −Σ w (x'[y] − Σ softmax(x) x') / Σ w, shape [K].
  */
 export function crossEntropy(logits: Dual, targets: tf.Tensor, weights: tf.Tensor): Dual {
-  const c = logits.p.shape[logits.p.rank - 1];
-  const onehot = tf.oneHot(tf.cast(targets, 'int32'), c);
-  const w = tf.cast(weights, 'float32');
-  const n = tf.maximum(tf.sum(w), 1);
-  const logp = tf.logSoftmax(logits.p);
-  const p = tf.div(tf.neg(tf.sum(tf.mul(w, tf.sum(tf.mul(onehot, logp), -1)))), n);
-  if (!logits.t) return { p, t: null };
-  const probs = tf.exp(logp);
-  const dlogp = tf.sub(logits.t, tf.sum(tf.mul(probs, logits.t), -1, true)); // tangent of log-softmax
-  const picked = tf.sum(tf.mul(onehot, dlogp), -1); // [K, ...]
-  const t = tf.div(tf.neg(tf.sum(tf.reshape(tf.mul(w, picked), [picked.shape[0], -1]), 1)), n);
-  return { p, t };
+  return tidyDual(() => {
+    const c = logits.p.shape[logits.p.rank - 1];
+    const onehot = tf.oneHot(tf.cast(targets, 'int32'), c);
+    const w = tf.cast(weights, 'float32');
+    const n = tf.maximum(tf.sum(w), 1);
+    const logp = tf.logSoftmax(logits.p);
+    const p = tf.div(tf.neg(tf.sum(tf.mul(w, tf.sum(tf.mul(onehot, logp), -1)))), n);
+    if (!logits.t) return { p, t: null };
+    const probs = tf.exp(logp);
+    const dlogp = tf.sub(logits.t, tf.sum(tf.mul(probs, logits.t), -1, true)); // tangent of log-softmax
+    const picked = tf.sum(tf.mul(onehot, dlogp), -1); // [K, ...]
+    const t = tf.div(tf.neg(tf.sum(tf.reshape(tf.mul(w, picked), [picked.shape[0], -1]), 1)), n);
+    return { p, t };
+  });
 }

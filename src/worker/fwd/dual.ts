@@ -45,8 +45,10 @@ export function disposeDual(x: Dual | null | undefined): void {
 }
 
 /**
- * Run `fn` in a tf.tidy scope and keep only the returned value: everything computed inside (the
- * layer's activations and their tangents) is freed as soon as the next layer has its input.
+ * Run `fn` in a tf.tidy scope and keep only the returned value: everything computed inside (an
+ * op's temporaries, a layer's activations and their tangents) is freed as soon as the result exists.
+ * The heavier ops below run their bodies this way, so forward mode's working memory stays at a few
+ * activations and their tangents.
  */
 export function tidyDual(fn: () => Dual): Dual {
   const out = tf.tidy(() => {
@@ -59,22 +61,28 @@ export function tidyDual(fn: () => Dual): Dual {
 // ---------------------------------------------------------------- elementwise arithmetic
 
 export function add(a: Dual, b: Dual): Dual {
-  const p = tf.add(a.p, b.p);
-  return { p, t: sumTangents(p.shape, lift(a, p.rank), lift(b, p.rank)) };
+  return tidyDual(() => {
+    const p = tf.add(a.p, b.p);
+    return { p, t: sumTangents(p.shape, lift(a, p.rank), lift(b, p.rank)) };
+  });
 }
 
 export function sub(a: Dual, b: Dual): Dual {
-  const p = tf.sub(a.p, b.p);
-  const bt = lift(b, p.rank);
-  return { p, t: sumTangents(p.shape, lift(a, p.rank), bt && tf.neg(bt)) };
+  return tidyDual(() => {
+    const p = tf.sub(a.p, b.p);
+    const bt = lift(b, p.rank);
+    return { p, t: sumTangents(p.shape, lift(a, p.rank), bt && tf.neg(bt)) };
+  });
 }
 
 /** Product rule: (ab)' = a'b + ab'. */
 export function mul(a: Dual, b: Dual): Dual {
-  const p = tf.mul(a.p, b.p);
-  const at = lift(a, p.rank);
-  const bt = lift(b, p.rank);
-  return { p, t: sumTangents(p.shape, at && tf.mul(at, b.p), bt && tf.mul(a.p, bt)) };
+  return tidyDual(() => {
+    const p = tf.mul(a.p, b.p);
+    const at = lift(a, p.rank);
+    const bt = lift(b, p.rank);
+    return { p, t: sumTangents(p.shape, at && tf.mul(at, b.p), bt && tf.mul(a.p, bt)) };
+  });
 }
 
 /** Multiplication by a constant scalar. */
@@ -124,24 +132,26 @@ export function sum(x: Dual, axis: number, keepDims = false): Dual {
  * the K tangents are folded into the row dimension (x') or the column dimension (w').
  */
 export function matmul(x: Dual, w: Dual): Dual {
-  const [n, m] = w.p.shape;
-  const lead = x.p.shape.slice(0, -1);
-  const rows = lead.reduce((a, b) => a * b, 1);
-  const x2 = tf.reshape(x.p, [rows, n]);
-  const p = tf.reshape(tf.matMul(x2, w.p), [...lead, m]);
-  let t: tf.Tensor | null = null;
-  if (x.t) {
-    const k = x.t.shape[0];
-    t = tf.reshape(tf.matMul(tf.reshape(x.t, [k * rows, n]), w.p), [k, ...lead, m]);
-  }
-  if (w.t) {
-    const k = w.t.shape[0];
-    const wk = tf.reshape(tf.transpose(w.t, [1, 0, 2]), [n, k * m]); // [n, K*m]
-    const xw = tf.transpose(tf.reshape(tf.matMul(x2, wk), [rows, k, m]), [1, 0, 2]);
-    const term = tf.reshape(xw, [k, ...lead, m]);
-    t = t ? tf.add(t, term) : term;
-  }
-  return { p, t };
+  return tidyDual(() => {
+    const [n, m] = w.p.shape;
+    const lead = x.p.shape.slice(0, -1);
+    const rows = lead.reduce((a, b) => a * b, 1);
+    const x2 = tf.reshape(x.p, [rows, n]);
+    const p = tf.reshape(tf.matMul(x2, w.p), [...lead, m]);
+    let t: tf.Tensor | null = null;
+    if (x.t) {
+      const k = x.t.shape[0];
+      t = tf.reshape(tf.matMul(tf.reshape(x.t, [k * rows, n]), w.p), [k, ...lead, m]);
+    }
+    if (w.t) {
+      const k = w.t.shape[0];
+      const wk = tf.reshape(tf.transpose(w.t, [1, 0, 2]), [n, k * m]); // [n, K*m]
+      const xw = tf.transpose(tf.reshape(tf.matMul(x2, wk), [rows, k, m]), [1, 0, 2]);
+      const term = tf.reshape(xw, [k, ...lead, m]);
+      t = t ? tf.add(t, term) : term;
+    }
+    return { p, t };
+  });
 }
 
 /** Affine map x @ w + b (b optional). */
@@ -155,47 +165,49 @@ export function linear(x: Dual, w: Dual, b?: Dual | null): Dual {
  * Tangent: a'b + ab'. The K tangents are folded into the T (or S) axis so each term is one batched matMul.
  */
 export function batchMatmul(a: Dual, b: Dual, transposeB: boolean): Dual {
-  const p = tf.matMul(a.p, b.p, false, transposeB);
-  const r = a.p.rank;
-  const batch = a.p.shape.slice(0, r - 2);
-  // [K, ...batch, X, Y] -> [...batch, K*X, Y] and back
-  const fold = (t: tf.Tensor) => {
-    const k = t.shape[0];
-    const [x, y] = t.shape.slice(-2);
-    const perm = [...batch.map((_, i) => i + 1), 0, r - 1, r];
-    return tf.reshape(tf.transpose(t, perm), [...batch, k * x, y]);
-  };
-  const unfold = (t: tf.Tensor, k: number, axis: 'rows' | 'cols') => {
-    const [rows, cols] = t.shape.slice(-2);
-    const nb = batch.length;
-    if (axis === 'rows') {
-      const u = tf.reshape(t, [...batch, k, rows / k, cols]);
-      return tf.transpose(u, [nb, ...batch.map((_, i) => i), nb + 1, nb + 2]);
+  return tidyDual(() => {
+    const p = tf.matMul(a.p, b.p, false, transposeB);
+    const r = a.p.rank;
+    const batch = a.p.shape.slice(0, r - 2);
+    // [K, ...batch, X, Y] -> [...batch, K*X, Y] and back
+    const fold = (t: tf.Tensor) => {
+      const k = t.shape[0];
+      const [x, y] = t.shape.slice(-2);
+      const perm = [...batch.map((_, i) => i + 1), 0, r - 1, r];
+      return tf.reshape(tf.transpose(t, perm), [...batch, k * x, y]);
+    };
+    const unfold = (t: tf.Tensor, k: number, axis: 'rows' | 'cols') => {
+      const [rows, cols] = t.shape.slice(-2);
+      const nb = batch.length;
+      if (axis === 'rows') {
+        const u = tf.reshape(t, [...batch, k, rows / k, cols]);
+        return tf.transpose(u, [nb, ...batch.map((_, i) => i), nb + 1, nb + 2]);
+      }
+      const u = tf.reshape(t, [...batch, rows, k, cols / k]);
+      return tf.transpose(u, [nb + 1, ...batch.map((_, i) => i), nb, nb + 2]);
+    };
+    let t: tf.Tensor | null = null;
+    if (a.t) {
+      const k = a.t.shape[0];
+      t = unfold(tf.matMul(fold(a.t), b.p, false, transposeB), k, 'rows');
     }
-    const u = tf.reshape(t, [...batch, rows, k, cols / k]);
-    return tf.transpose(u, [nb + 1, ...batch.map((_, i) => i), nb, nb + 2]);
-  };
-  let t: tf.Tensor | null = null;
-  if (a.t) {
-    const k = a.t.shape[0];
-    t = unfold(tf.matMul(fold(a.t), b.p, false, transposeB), k, 'rows');
-  }
-  if (b.t) {
-    const k = b.t.shape[0];
-    let term: tf.Tensor;
-    if (transposeB) {
-      // a @ (b')ᵀ with b' folded on its S axis gives [..., T, K*S]
-      term = unfold(tf.matMul(a.p, fold(b.t), false, true), k, 'cols');
-    } else {
-      // a @ b' with b' [K, ..., S, d]: fold K into the columns: [..., S, K*d]
-      const perm = [...batch.map((_, i) => i + 1), r - 1, 0, r];
-      const [s, d] = b.t.shape.slice(-2);
-      const bk = tf.reshape(tf.transpose(b.t, perm), [...batch, s, k * d]);
-      term = unfold(tf.matMul(a.p, bk), k, 'cols');
+    if (b.t) {
+      const k = b.t.shape[0];
+      let term: tf.Tensor;
+      if (transposeB) {
+        // a @ (b')ᵀ with b' folded on its S axis gives [..., T, K*S]
+        term = unfold(tf.matMul(a.p, fold(b.t), false, true), k, 'cols');
+      } else {
+        // a @ b' with b' [K, ..., S, d]: fold K into the columns: [..., S, K*d]
+        const perm = [...batch.map((_, i) => i + 1), r - 1, 0, r];
+        const [s, d] = b.t.shape.slice(-2);
+        const bk = tf.reshape(tf.transpose(b.t, perm), [...batch, s, k * d]);
+        term = unfold(tf.matMul(a.p, bk), k, 'cols');
+      }
+      t = t ? tf.add(t, term) : term;
     }
-    t = t ? tf.add(t, term) : term;
-  }
-  return { p, t };
+    return { p, t };
+  });
 }
 
 // ---------------------------------------------------------------- lookups and selections
@@ -225,9 +237,12 @@ export function maskedMeanPool(x: Dual, mask: tf.Tensor): Dual {
 
 // ---------------------------------------------------------------- nonlinearities
 
-/** Elementwise f with derivative f'(x): tangent = f'(x) · x'. */
+/**
+ * Elementwise f with derivative f'(x): tangent = f'(x) · x'. Each side in its own tidy scope, so the
+ * temporaries of f and f' (several activation-sized tensors for GELU) are freed at once.
+ */
 function elementwise(x: Dual, f: (p: tf.Tensor) => tf.Tensor, df: (p: tf.Tensor) => tf.Tensor): Dual {
-  return { p: f(x.p), t: x.t && tf.mul(x.t, df(x.p)) };
+  return { p: tf.tidy(() => f(x.p)), t: x.t && tf.tidy(() => tf.mul(x.t!, df(x.p))) };
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -277,10 +292,12 @@ export function tanh(x: Dual): Dual {
 
 /** Softmax over the last axis; tangent s ⊙ (x' − Σ s x'). */
 export function softmax(x: Dual): Dual {
-  const s = tf.softmax(x.p);
-  if (!x.t) return { p: s, t: null };
-  const inner = tf.sum(tf.mul(s, x.t), -1, true);
-  return { p: s, t: tf.mul(s, tf.sub(x.t, inner)) };
+  return tidyDual(() => {
+    const s = tf.softmax(x.p);
+    if (!x.t) return { p: s, t: null };
+    const inner = tf.sum(tf.mul(s, x.t), -1, true);
+    return { p: s, t: tf.mul(s, tf.sub(x.t, inner)) };
+  });
 }
 
 /**
