@@ -9,8 +9,9 @@ export default defineConfig({
     build: {
       outDir: resolve(root, 'out/main'),
       rolldownOptions: {
-        // package.json "type": "module": electron-vite emits ESM, out/main/index.js.
-        input: { index: resolve(root, 'src/main/app/index.ts') },
+        // package.json "type": "module": electron-vite emits ESM, out/main/index.js, and the
+        // compute worker beside it (out/main/compute_worker.js), which the pool starts as a thread.
+        input: { index: resolve(root, 'src/main/app/index.ts'), compute_worker: resolve(root, 'src/worker/compute_worker.ts') },
       },
     },
   },

@@ -6,7 +6,10 @@ import type { DataSpec, InitReply, ModelSpec, WorkerReply, WorkerRequest } from 
 type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void; onProgress?: (r: WorkerReply & { type: 'progress' }) => void };
 type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
-const WORKER_URL = new URL('../../worker/compute_worker.ts', import.meta.url);
+// From the sources (Node strips the types), or beside the bundled main process in the app.
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('../../worker/compute_worker.ts', import.meta.url)
+  : new URL('./compute_worker.js', import.meta.url);
 
 export class ComputePool {
   readonly size: number;

@@ -29,13 +29,13 @@ export const BUILTIN_TASKS: readonly { name: BuiltinTaskName; description: strin
 
 const SENTIMENT_DOMAINS = ['imdb', 'yelp', 'amazon'] as const;
 
-const require = createRequire(import.meta.url);
+const resolvePackage = createRequire(import.meta.url);
 
 /** Root folder of an installed package (resolved through its package.json). */
 function packageDir(name: string): string {
   let pj: string;
   try {
-    pj = require.resolve(`${name}/package.json`);
+    pj = resolvePackage.resolve(`${name}/package.json`);
   } catch {
     throw new Error(`the data package "${name}" is not installed (run npm install)`);
   }
