@@ -10,15 +10,8 @@ import { registerApi } from './ipc.ts';
 import { openPeerApi, type PeerApiImpl } from '../api/peer_api.ts';
 import { deferredApi } from '../api/validate.ts';
 import { EVENT_CHANNEL, type BridgeEventMessage } from '../../shared/bridge.ts';
+import { CONTENT_SECURITY_POLICY } from '../../shared/csp.ts';
 
-/** Must match the meta tag in src/renderer/index.html. */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-].join('; ');
 
 // Built layout: out/main/index.js, out/preload/index.cjs, out/renderer/index.html.
 const here = fileURLToPath(new URL('.', import.meta.url));

@@ -10,15 +10,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_WS_MESSAGE_BYTES, WsRequest, type ApiEventName, type WsReply } from '../../shared/api.ts';
 import { dispatch, oneLineError, type ValidatedApi } from '../api/validate.ts';
+import { CONTENT_SECURITY_POLICY } from '../../shared/csp.ts';
 
-/** Must match src/renderer/index.html and the Electron shell's. */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-].join('; ');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

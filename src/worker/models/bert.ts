@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Dual, add, constant, disposeDual, geluErf, geluTanh, linear, takePositions, tidyDual, transpose } from '../fwd/dual.ts';
 import { attention, attentionBias, layerNorm, mergeHeads, splitHeads } from '../fwd/blocks.ts';
-import { type LoraConfig, type Linear, type TrainableSpec, loraLinear, loraSpecs, siteSeed, targets, unitsOf } from './lora.ts';
+import { type LoraConfig, type Linear, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
 import { type Model, type ModelDims, type Task, type TensorMap, need, runLayers, weight } from './model.ts';
 
 export const BERT_DEFAULT_TARGETS = ['query', 'value'];
@@ -104,19 +104,14 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
   });
 
   // the adapted modules, in depth order: [PEFT leaf name, path in the layer, in, out]
-  const sites: [string, string, number, number][] = [
+  const trainable = adapterSpecs(lora, layers, (i) => `${prefix}encoder.layer.${i}`, [
     ['query', 'attention.self.query', d, d],
     ['key', 'attention.self.key', d, d],
     ['value', 'attention.self.value', d, d],
     ['dense', 'attention.output.dense', d, d],
     ['dense', 'intermediate.dense', d, ff],
     ['dense', 'output.dense', ff, d],
-  ];
-  const module = (i: number, path: string) => `${prefix}encoder.layer.${i}.${path}`;
-  const trainable: TrainableSpec[] = [];
-  for (let i = 0; i < layers; i++)
-    for (const [leaf, path, inF, outF] of sites)
-      if (targets(lora, leaf)) trainable.push(...loraSpecs(module(i, path), inF, outF, lora.r));
+  ]);
   trainable.push(
     { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
     { name: 'classifier.bias', shape: [task.numLabels], init: 'zeros' },
@@ -157,7 +152,7 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
       );
       h = runLayers(h, layers, (x, i) => {
         const blk = blocks[i];
-        const ll = (x: Dual, l: Linear, path: string, site: number) => loraLinear(x, l, module(i, path), params, lora, siteSeed(seed, i, site));
+        const ll = (x: Dual, l: Linear, path: string, site: number) => loraLinear(x, l, `${prefix}encoder.layer.${i}.${path}`, params, lora, siteSeed(seed, i, site));
         const q = splitHeads(ll(x, blk.query, 'attention.self.query', 0), heads);
         const k = splitHeads(ll(x, blk.key, 'attention.self.key', 1), heads);
         const v = splitHeads(ll(x, blk.value, 'attention.self.value', 2), heads);

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Dual, add, constant, disposeDual, geluErf, geluTanh, linear, split, takePositions, tidyDual, transpose } from '../fwd/dual.ts';
 import { attention, attentionBias, layerNorm, mergeHeads, splitHeads } from '../fwd/blocks.ts';
-import { type LoraConfig, type Linear, type TrainableSpec, loraLinear, loraSpecs, siteSeed, targets, unitsOf } from './lora.ts';
+import { type LoraConfig, type Linear, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
 import { type Model, type ModelDims, type Task, type TensorMap, lastTokenIndex, need, runLayers, weight } from './model.ts';
 
 export const GPT2_DEFAULT_TARGETS = ['c_attn'];
@@ -52,15 +52,11 @@ export function createGpt2(config: Record<string, unknown>, tensors: TensorMap, 
   const lnF = { g: w('ln_f.weight', [d]), b: w('ln_f.bias', [d]) };
 
   // the adapted modules, in depth order, with their (in, out) sizes
-  const sites: [string, string, number, number][] = [
+  const trainable = adapterSpecs(lora, layers, (i) => `transformer.h.${i}`, [
     ['c_attn', 'attn.c_attn', d, 3 * d],
     ['c_proj', 'attn.c_proj', d, d],
     ['c_fc', 'mlp.c_fc', d, intermediate],
-  ];
-  const trainable: TrainableSpec[] = [];
-  for (let i = 0; i < layers; i++)
-    for (const [leaf, path, inF, outF] of sites)
-      if (targets(lora, leaf)) trainable.push(...loraSpecs(`transformer.h.${i}.${path}`, inF, outF, lora.r));
+  ]);
   if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
 
   const c = (t: tf.Tensor) => constant(t);

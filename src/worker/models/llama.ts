@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Dual, add, constant, disposeDual, linear, mul, silu, takePositions, tidyDual, transpose } from '../fwd/dual.ts';
 import { attention, attentionBias, mergeHeads, rmsNorm, rope, ropeTables, splitHeads } from '../fwd/blocks.ts';
-import { type LoraConfig, type Linear, type TrainableSpec, loraLinear, loraSpecs, siteSeed, targets, unitsOf } from './lora.ts';
+import { type LoraConfig, type Linear, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
 import { type Model, type ModelDims, type Task, type TensorMap, lastTokenIndex, need, runLayers, weight } from './model.ts';
 
 export const LLAMA_DEFAULT_TARGETS = ['q_proj', 'v_proj'];
@@ -66,7 +66,7 @@ export function createLlama(config: Record<string, unknown>, tensors: TensorMap,
   const head = tensors.has('lm_head.weight') ? lin('lm_head', d, vocabSize).w : tf.transpose(embed);
   if (!tensors.has('lm_head.weight')) base.set('lm_head.weight', head);
 
-  const sites: [string, string, number, number][] = [
+  const trainable = adapterSpecs(lora, layers, (i) => `model.layers.${i}`, [
     ['q_proj', 'self_attn.q_proj', d, heads * headDim],
     ['k_proj', 'self_attn.k_proj', d, kvHeads * headDim],
     ['v_proj', 'self_attn.v_proj', d, kvHeads * headDim],
@@ -74,11 +74,7 @@ export function createLlama(config: Record<string, unknown>, tensors: TensorMap,
     ['gate_proj', 'mlp.gate_proj', d, ff],
     ['up_proj', 'mlp.up_proj', d, ff],
     ['down_proj', 'mlp.down_proj', ff, d],
-  ];
-  const trainable: TrainableSpec[] = [];
-  for (let i = 0; i < layers; i++)
-    for (const [leaf, path, inF, outF] of sites)
-      if (targets(lora, leaf)) trainable.push(...loraSpecs(`model.layers.${i}.${path}`, inF, outF, lora.r));
+  ]);
   if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
 
   const c = (t: tf.Tensor) => constant(t);

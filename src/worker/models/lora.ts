@@ -31,14 +31,24 @@ export interface Linear {
   b: tf.Tensor | null;
 }
 
-export function loraSpecs(module: string, inFeatures: number, outFeatures: number, r: number): TrainableSpec[] {
-  return [
-    { name: `${module}.lora_A.weight`, shape: [r, inFeatures], init: 'kaiming-uniform' },
-    { name: `${module}.lora_B.weight`, shape: [outFeatures, r], init: 'zeros' },
-  ];
-}
+/** An adaptable module of a layer: [PEFT leaf name, path inside the layer, in features, out features]. */
+export type Site = [leaf: string, path: string, inFeatures: number, outFeatures: number];
 
-export const targets = (cfg: LoraConfig, leaf: string) => cfg.targetModules.includes(leaf);
+/**
+ * LoRA A [r, in] and B [out, r] for every site whose leaf is a target, layer by layer in depth order
+ * (the order Spry's units follow). `layerPath(i)` is the HF path of layer i, e.g. "model.layers.3".
+ */
+export function adapterSpecs(cfg: LoraConfig, layers: number, layerPath: (i: number) => string, sites: Site[]): TrainableSpec[] {
+  const out: TrainableSpec[] = [];
+  for (let i = 0; i < layers; i++)
+    for (const [leaf, path, inF, outF] of sites)
+      if (cfg.targetModules.includes(leaf))
+        out.push(
+          { name: `${layerPath(i)}.${path}.lora_A.weight`, shape: [cfg.r, inF], init: 'kaiming-uniform' },
+          { name: `${layerPath(i)}.${path}.lora_B.weight`, shape: [outF, cfg.r], init: 'zeros' },
+        );
+  return out;
+}
 
 /**
  * A frozen linear layer, plus its LoRA branch when `module` is adapted (its A and B are in params).
