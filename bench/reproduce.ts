@@ -37,7 +37,7 @@ const o = new Command()
   .opts();
 
 // Learning rates per estimator: forward and zero-order gradients are noisier than backprop's.
-const LR: Record<string, number> = { spry: 1e-3, fedfgd: 1e-3, fedmezo: 1e-3, fedavg: 1e-3, fedyogi: 1e-3, fedavgsplit: 1e-3 };
+const LR: Record<string, number> = { spry: 1e-4, fedfgd: 1e-4, fedmezo: 1e-4, fedavg: 1e-3, fedyogi: 1e-3, fedavgsplit: 1e-3 };
 
 async function main() {
   await mkdir(o.out, { recursive: true });

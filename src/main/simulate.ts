@@ -29,7 +29,7 @@ export interface RoundMetrics {
   accuracy: number | null;
   testLoss: number;
   wallMs: number;
-  /** peak tensor bytes and RSS seen in any worker this round */
+  /** peak tensor bytes of local training in any worker this round (evaluation excluded), and RSS */
   peakTensorBytes: number;
   peakRss: number;
   bytesDown: number;
@@ -98,7 +98,7 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
         accuracy: ev.accuracy,
         testLoss: ev.testLoss,
         wallMs: performance.now() - t0,
-        peakTensorBytes: Math.max(ev.peakTensorBytes, ...replies.map((r) => r.memory.peakTensorBytes)),
+        peakTensorBytes: Math.max(...replies.map((r) => r.memory.peakTensorBytes)),
         peakRss: Math.max(ev.peakRss, ...replies.map((r) => r.memory.rss)),
         // down: the whole adapter to every sampled client; up: its assigned tensors, or K scalars
         bytesDown: sampled.length * bytesOf(globals),

@@ -1,22 +1,19 @@
 // The interface's API (src/shared/api.ts) implemented on a real federation Peer. Plain Node: the
 // Electron shell and `fedforward serve` both create one of these and carry it to the renderer.
 //
-// What the Peer does not publish yet is taken from the pieces beside it: the metrics log and the
-// invite table in its data directory, the compute worker's progress messages (the Peer's pool is
-// wrapped once it exists, see `instrument`), the bench code for the backprop figure. Everything
-// is real; what cannot work yet throws a one-line reason.
+// The Peer publishes what the interface shows: its events (status, round metrics, training steps
+// with memory samples), modelInfo(), dataInfo(), pause()/resume(). The rest comes from the pieces
+// beside it: the metrics log and the invite table in its data directory, the bench code for the
+// backprop figure, the exporter (src/main/export/merge.ts). What cannot work throws a one-line reason.
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { Peer, localConfigSchema, type LocalConfig } from '../federation/peer.ts';
-import type { ComputePool } from '../compute/pool.ts';
-import { parseCheckpoint } from '../federation/checkpoint.ts';
-import { exportPeftAdapter } from '../export/peft.ts';
+import { Peer, type StepEvent } from '../federation/peer.ts';
+import { exportRound, resolveRound, ExportCancelled } from '../export/merge.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import { decodeInvite, InviteTable, type InviteRecord } from '../../shared/invite.ts';
 import { HyperParams } from '../../shared/methods.ts';
-import type { InitReply } from '../../shared/worker_protocol.ts';
 import { loadDataset } from '../../worker/data/task_data.ts';
 import { labelBalance } from '../../worker/data/batches.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
@@ -46,14 +43,6 @@ const MAX_SAMPLES_KEPT = 5000;
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 400);
 
-/** What the Peer keeps private and this module reads (until the Peer publishes it). */
-interface PeerInternals {
-  pool: ComputePool | null;
-  init: InitReply | null;
-  local: LocalConfig | null;
-}
-const internals = (p: Peer) => p as unknown as PeerInternals;
-
 export type Emit = <E extends ApiEventName>(event: E, payload: ApiEvents[E]) => void;
 
 export interface PeerApiOptions {
@@ -66,11 +55,8 @@ export interface PeerApiOptions {
 }
 
 interface ExportJob {
-  cancelled: boolean;
+  abort: AbortController;
 }
-
-type RunRequest = Parameters<ComputePool['run']>[0];
-type OnProgress = Parameters<ComputePool['run']>[1];
 
 export class PeerApiImpl implements PeerApi {
   readonly peer: Peer;
@@ -83,11 +69,8 @@ export class PeerApiImpl implements PeerApi {
   private codes = new Map<string, string>();
   private steps: StepPoint[] = [];
   private samples: MemoryPoint[] = [];
-  private progress: { round: number; step: number; steps: number } | null = null;
-  private trainingRound = 0;
-  private paused = false;
-  private resumeWaiters: (() => void)[] = [];
-  private instrumented: ComputePool | null = null;
+  private unsubscribe: (() => void)[] = [];
+  private statusQueued = false;
   private starting = false;
   private lastError: string | null = null;
   private bench: BackpropFigure | null = null;
@@ -97,16 +80,32 @@ export class PeerApiImpl implements PeerApi {
     this.peer = peer;
     this.emit = emit;
     this.opts = opts;
+    // Events carry the changes; the poll catches what no event reports (a link going down).
     this.timer = setInterval(() => void this.tick().catch(() => {}), opts.pollMs ?? 500);
     this.timer.unref?.();
+    this.unsubscribe.push(
+      peer.on('status', () => this.queueTick()),
+      peer.on('round', () => this.queueTick()),
+      peer.on('step', (e) => this.onStep(e)),
+    );
+  }
+
+  private queueTick(): void {
+    if (this.statusQueued) return;
+    this.statusQueued = true;
+    queueMicrotask(() => {
+      this.statusQueued = false;
+      void this.tick().catch(() => {});
+    });
   }
 
   /** Stops pushing events (the Peer itself is the caller's to stop). */
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (const j of this.jobs.values()) j.cancelled = true;
-    this.resumeAll();
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+    for (const j of this.jobs.values()) j.abort.abort();
   }
 
   // ---- status ---------------------------------------------------------------------------------
@@ -124,7 +123,7 @@ export class PeerApiImpl implements PeerApi {
     const p = this.peer;
     const s = p.status();
     const settings = p.settings;
-    const inner = internals(p);
+    const model = p.modelInfo();
     const running = p.node !== null && s.role !== 'stopped';
     const members: MemberStatus[] = s.members.map((id) => {
       const self = id === p.peerId;
@@ -144,16 +143,16 @@ export class PeerApiImpl implements PeerApi {
         self,
         aggregator: s.leader === id,
         link,
-        progress: self ? this.progress : null,
+        progress: self ? s.training : null,
       };
     });
     const rounds = settings?.rounds ?? 1;
     let phase: Phase;
     if (settings === null) phase = 'no-federation';
     else if (!running) phase = this.starting ? 'loading' : 'stopped';
-    else if (inner.init === null) phase = 'loading';
+    else if (model === null) phase = 'loading';
     else if (s.committedRound >= rounds) phase = 'finished';
-    else if (this.progress !== null && this.trainingRound > s.committedRound) phase = 'training';
+    else if (s.training !== null && s.training.round > s.committedRound) phase = 'training';
     else if (s.round > s.committedRound) phase = 'collecting';
     else phase = 'waiting-for-members';
     return {
@@ -163,9 +162,9 @@ export class PeerApiImpl implements PeerApi {
         ? { id: settings.federationId, name: settings.federationName, model: settings.model ?? settings.modelSpec?.model ?? 'unknown', method: settings.method ?? 'spry', rounds, minMembers: settings.minMembers ?? 1 }
         : null,
       running,
-      paused: this.paused,
+      paused: s.paused,
       role: s.role,
-      backend: inner.init?.backend ?? null,
+      backend: model?.backend ?? null,
       members,
       aggregator: s.leader ? { id: s.leader, name: s.leader === p.peerId ? s.name : (this.names.get(s.leader) ?? shortId(s.leader)), term: s.term } : null,
       round: s.round,
@@ -183,7 +182,6 @@ export class PeerApiImpl implements PeerApi {
 
   /** Pushes status when it changed, a round metric when a new one was logged. */
   private async tick(): Promise<void> {
-    this.instrument();
     const s = this.peer.status();
     if (s.members.some((id) => !this.names.has(id))) await this.refreshNames();
     const st = this.statusNow();
@@ -198,38 +196,15 @@ export class PeerApiImpl implements PeerApi {
     }
   }
 
-  // ---- the compute worker's progress, and pause ------------------------------------------------
+  // ---- the peer's training progress ------------------------------------------------------------
 
-  /** Wraps the Peer's compute pool (once it exists) so its progress reaches the interface. */
-  private instrument(): void {
-    const inner = internals(this.peer);
-    const pool = inner.pool;
-    if (pool === null || pool === this.instrumented) return;
-    this.instrumented = pool;
-    const run = pool.run.bind(pool);
-    const wrapped = async (req: RunRequest, onProgress?: OnProgress) => {
-      if (req.type !== 'train') return run(req, onProgress);
-      await this.whileRunning();
-      const round = this.peer.status().round;
-      this.trainingRound = round;
-      this.progress = { round, step: 0, steps: 0 };
-      try {
-        const reply = await run(req, (m) => {
-          onProgress?.(m);
-          this.onStep(round, m.step, m.steps, m.loss, m.memory);
-        });
-        const r = reply as unknown as { memory?: { tensorBytes: number; peakTensorBytes: number; rss: number } };
-        if (r.memory) this.onSample(round, this.progress?.steps ?? 0, r.memory);
-        return reply;
-      } finally {
-        this.progress = null;
-      }
-    };
-    (pool as { run: unknown }).run = wrapped;
-  }
-
-  private onStep(round: number, step: number, steps: number, loss: number, memory: { tensorBytes: number; peakTensorBytes: number; rss: number }): void {
-    this.progress = { round, step, steps };
+  /** A step of local training becomes a step point (finite loss) and a memory sample; the final reply a sample. */
+  private onStep(e: StepEvent): void {
+    const { round, step, steps, loss, memory } = e;
+    if (e.done) {
+      this.onSample(round, step, memory);
+      return;
+    }
     const point: StepPoint = { round, step, steps, loss, at: Date.now() };
     if (Number.isFinite(loss)) {
       this.steps.push(point);
@@ -244,17 +219,6 @@ export class PeerApiImpl implements PeerApi {
     this.samples.push(point);
     if (this.samples.length > MAX_SAMPLES_KEPT) this.samples.splice(0, this.samples.length - MAX_SAMPLES_KEPT);
     this.emit('memory', point);
-  }
-
-  private whileRunning(): Promise<void> {
-    if (!this.paused) return Promise.resolve();
-    return new Promise((resolve) => this.resumeWaiters.push(resolve));
-  }
-
-  private resumeAll(): void {
-    const w = this.resumeWaiters;
-    this.resumeWaiters = [];
-    for (const f of w) f();
   }
 
   // ---- create, join, start ----------------------------------------------------------------------
@@ -293,7 +257,6 @@ export class PeerApiImpl implements PeerApi {
     } finally {
       this.starting = false;
     }
-    this.instrument();
     return this.status();
   }
 
@@ -315,19 +278,17 @@ export class PeerApiImpl implements PeerApi {
     } finally {
       this.starting = false;
     }
-    this.instrument();
   }
 
   /** Pause holds this peer's local training: rounds go on without its share until it resumes. */
   async pause(): Promise<StatusInfo> {
     if (this.peer.settings === null) throw new Error('create or join a federation first');
-    this.paused = true;
+    this.peer.pause();
     return this.status();
   }
 
   async resume(): Promise<StatusInfo> {
-    this.paused = false;
-    this.resumeAll();
+    this.peer.resume();
     return this.status();
   }
 
@@ -426,14 +387,14 @@ export class PeerApiImpl implements PeerApi {
   }
 
   async dataSummary(): Promise<DataSummary> {
-    const local = internals(this.peer).local ?? (await this.readLocal());
-    if (local === null) throw new Error('this peer has no data yet: create or join a federation first');
-    const source = local.data.source;
+    const data = this.peer.dataInfo();
+    if (data === null) throw new Error('this peer has no data yet: create or join a federation first');
+    const source = data.source;
     const ds = await loadDataset(source);
     let examples = ds.examples;
-    const domain = local.data.split.kind === 'local' ? local.data.split.domain : undefined;
+    const domain = data.split.kind === 'local' ? data.split.domain : undefined;
     if (domain && ds.domains) examples = examples.filter((_, i) => ds.domains![i] === domain);
-    if (local.data.limit > 0) examples = examples.slice(0, local.data.limit);
+    if (data.limit > 0) examples = examples.slice(0, data.limit);
     const isFile = /\.(jsonl|ndjson|csv)$/i.test(source);
     const size = isFile ? (await stat(source)).size : null;
     const balance = ds.labels.length > 0 ? labelBalance(examples, ds.labels.length) : null;
@@ -448,53 +409,43 @@ export class PeerApiImpl implements PeerApi {
     };
   }
 
-  private async readLocal(): Promise<LocalConfig | null> {
-    try {
-      return localConfigSchema.parse(JSON.parse(await readFile(path.join(this.peer.dir.root, 'peer.json'), 'utf8')));
-    } catch {
-      return null;
-    }
-  }
-
   // ---- export -----------------------------------------------------------------------------------
 
+  /**
+   * Export a committed round (default the newest): the PEFT adapter, or with `merged` a full
+   * Hugging Face checkpoint (the base model loaded in this process). Checks run before the task
+   * starts; then `progress` events tell its stages until done, failed or cancelled.
+   */
   async exportAdapter(args?: z.output<typeof ExportArgs>): Promise<{ taskId: string }> {
     const a = args ?? { merged: false };
-    if (a.merged) throw new Error('merged export is not available yet: this build exports the PEFT adapter only');
-    const init = internals(this.peer).init;
     const settings = this.peer.settings;
     if (settings === null) throw new Error('create or join a federation first');
-    if (init === null) throw new Error('the peer has not loaded its model yet: start it and wait a moment');
-    const list = await this.peer.dir.listCheckpoints();
-    if (list.length === 0) throw new Error('no round has been committed yet');
-    const round = a.round ?? Math.max(...list.map((c) => c.round));
-    if (!list.some((c) => c.round === round)) throw new Error(`round ${round} is not committed here (committed: ${list.map((c) => c.round).join(', ')})`);
+    const round = await resolveRound(this.peer.dir, a.round);
+    const model = this.peer.modelInfo();
     const taskId = randomUUID();
-    const job: ExportJob = { cancelled: false };
+    const job: ExportJob = { abort: new AbortController() };
     this.jobs.set(taskId, job);
     const send = (p: Omit<ProgressEvent, 'taskId' | 'kind'>) => this.emit('progress', { taskId, kind: 'export', ...p });
     void (async () => {
-      const check = () => {
-        if (job.cancelled) throw new Cancelled();
-      };
       try {
-        send({ stage: `reading the checkpoint of round ${round}`, fraction: 0.1, state: 'running' });
-        const { bytes } = await this.peer.dir.readCheckpoint(round);
-        check();
-        send({ stage: 'checking the adapter', fraction: 0.4, state: 'running' });
-        const cp = parseCheckpoint(bytes, init.specs);
-        check();
-        const dir = this.peer.dir.exportPath(`adapter-round-${round}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-        send({ stage: 'writing adapter_model.safetensors', fraction: 0.7, state: 'running' });
-        const files = await exportPeftAdapter(
-          dir,
-          { family: init.family, task: init.labels.length > 0 ? 'classification' : 'causal-lm', ...init.lora, baseModel: settings.model ?? settings.modelSpec?.model ?? 'unknown', ...(init.labels.length > 0 ? { labels: init.labels } : {}) },
-          init.specs,
-          cp.globals,
-        );
-        send({ stage: `exported round ${round}`, fraction: 1, state: 'done', files, dir });
+        send({ stage: `exporting round ${round}${a.merged ? ' (merged)' : ''}`, fraction: 0, state: 'running' });
+        let last = 0;
+        const r = await exportRound({
+          dataDir: this.peer.dir,
+          round,
+          merged: a.merged,
+          signal: job.abort.signal,
+          ...(model ? { shape: { family: model.family, lora: model.lora, specs: model.specs, labels: model.labels }, labels: model.labels } : {}),
+          onProgress: (fraction, stage) => {
+            // at most one event per percent, plus every stage change
+            if (fraction < 1 && fraction - last < 0.01 && fraction !== 0) return;
+            last = fraction;
+            send({ stage, fraction: Math.min(fraction, 0.99), state: 'running' });
+          },
+        });
+        send({ stage: `exported round ${r.round}${r.merged ? ' (merged checkpoint)' : ''}`, fraction: 1, state: 'done', files: r.files, dir: r.dir });
       } catch (e) {
-        if (e instanceof Cancelled) send({ stage: 'cancelled', fraction: 0, state: 'cancelled' });
+        if (e instanceof ExportCancelled) send({ stage: 'cancelled', fraction: 0, state: 'cancelled' });
         else send({ stage: 'failed', fraction: 0, state: 'failed', error: oneLine(e) });
       } finally {
         this.jobs.delete(taskId);
@@ -506,12 +457,10 @@ export class PeerApiImpl implements PeerApi {
   async cancel(taskId: string): Promise<boolean> {
     const job = this.jobs.get(taskId);
     if (!job) return false;
-    job.cancelled = true;
+    job.abort.abort();
     return true;
   }
 }
-
-class Cancelled extends Error {}
 
 function shortId(id: string): string {
   return id.length > 12 ? `…${id.slice(-8)}` : id;

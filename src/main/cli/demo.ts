@@ -38,7 +38,7 @@ export function demoCommand(program: Command): void {
           peerName: ORGS[0],
           model: { model: o.model, backend: o.backend, maxLength: 48 },
           data: data(ORGS[0]),
-          hp: { lr: 1e-3, maxLocalSteps: o.maxLocalSteps, batchSize: 8, maxLength: 48 },
+          hp: { lr: 1e-4, maxLocalSteps: o.maxLocalSteps, batchSize: 8, maxLength: 48 },
           rounds: o.rounds,
           minMembers: 3,
           seed: 0,

@@ -7,6 +7,7 @@ import { simulateCommand } from './simulate.ts';
 import { demoCommand } from './demo.ts';
 import { serveCommand } from './serve.ts';
 import { federationCommands } from './federation_commands.ts';
+import { exportCommand } from './export.ts';
 
 const program = new Command()
   .name('fedforward')
@@ -20,6 +21,7 @@ simulateCommand(program);
 demoCommand(program);
 serveCommand(program);
 federationCommands(program);
+exportCommand(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // one line, never a stack trace: bad input is the user's to fix, and the line says what

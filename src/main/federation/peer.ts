@@ -42,7 +42,7 @@ import {
 import { createInvite, decodeInvite, InviteError, InviteTable, verifyInviteSignature } from '../../shared/invite.ts';
 import { HyperParams, methodSpec, perIteration } from '../../shared/methods.ts';
 import { roundSeed } from '../../shared/seeds.ts';
-import { DataSpec, ModelSpec, type InitReply } from '../../shared/worker_protocol.ts';
+import { DataSpec, ModelSpec, type InitReply, type MemorySample } from '../../shared/worker_protocol.ts';
 import type { TensorSpec, Weights } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
 
@@ -134,6 +134,13 @@ export interface RoundMetric {
   at: number;
 }
 
+/** This peer's local training, while it runs. */
+export interface TrainingProgress {
+  round: number;
+  step: number;
+  steps: number;
+}
+
 export interface PeerStatus {
   peerId: string;
   name: string;
@@ -146,7 +153,42 @@ export interface PeerStatus {
   round: number;
   committedRound: number;
   lastMetrics: RoundMetric | null;
+  /** This peer's local training in progress (null when its worker is not training). */
+  training: TrainingProgress | null;
+  /** Local training is held (see pause()). */
+  paused: boolean;
 }
+
+/** One step of this peer's local training (done: the worker's final reply, with its memory). */
+export interface StepEvent {
+  round: number;
+  step: number;
+  steps: number;
+  loss: number;
+  memory: MemorySample;
+  done: boolean;
+}
+
+/** What a started peer computes with: known once its worker loaded the model. */
+export interface ModelInfo {
+  family: InitReply['family'];
+  backend: string;
+  lora: InitReply['lora'];
+  specs: TensorSpec[];
+  units: InitReply['units'];
+  labels: string[];
+}
+
+/** The events a Peer emits (listeners run synchronously; what they throw is ignored). */
+export interface PeerEvents {
+  /** Something in status() may have changed: role, leader, members, round, training, pause. */
+  status: PeerStatus;
+  /** A committed round was evaluated on this peer's test split. */
+  round: RoundMetric;
+  /** Local training progress, with the worker's memory sample. */
+  step: StepEvent;
+}
+export type PeerEventName = keyof PeerEvents;
 
 /** How long an expected member may stay disconnected before a round stops waiting for it. */
 const MEMBER_GONE_MS = 1500;
@@ -226,6 +268,10 @@ export class Peer {
   private lastTraffic = new Map<string, ProtocolTraffic>();
   /** Member side: fetching committed rounds it lacks, one catch-up at a time. */
   private catchChain: Promise<void> = Promise.resolve();
+  private listeners: { [E in PeerEventName]: Set<(payload: PeerEvents[E]) => void> } = { status: new Set(), round: new Set(), step: new Set() };
+  private trainingNow: TrainingProgress | null = null;
+  private paused = false;
+  private resumeWaiters: (() => void)[] = [];
 
   private constructor(options: PeerOptions, dir: DataDir, key: PrivateKey) {
     this.options = options;
@@ -247,6 +293,68 @@ export class Peer {
 
   get settings(): FederationSettings | null {
     return this.fed?.settings ?? null;
+  }
+
+  // ---- events and what the interface reads ---------------------------------------------------
+
+  /** Listen to `event`; returns the function that stops listening. */
+  on<E extends PeerEventName>(event: E, fn: (payload: PeerEvents[E]) => void): () => void {
+    this.listeners[event].add(fn);
+    return () => this.off(event, fn);
+  }
+
+  off<E extends PeerEventName>(event: E, fn: (payload: PeerEvents[E]) => void): void {
+    this.listeners[event].delete(fn);
+  }
+
+  private emit<E extends PeerEventName>(event: E, payload: PeerEvents[E]): void {
+    for (const fn of [...this.listeners[event]]) {
+      try {
+        fn(payload);
+      } catch {
+        // a listener's failure never reaches the federation's work
+      }
+    }
+  }
+
+  /** Tell listeners that status() may have changed. */
+  private changed(): void {
+    if (this.listeners.status.size > 0) this.emit('status', this.status());
+  }
+
+  /** The model this peer computes with (null until its worker has loaded it). */
+  modelInfo(): ModelInfo | null {
+    const i = this.init;
+    if (i === null) return null;
+    return { family: i.family, backend: i.backend, lora: { ...i.lora, targetModules: [...i.lora.targetModules] }, specs: i.specs, units: i.units, labels: [...i.labels] };
+  }
+
+  /** This peer's own data (null before it created or joined a federation). */
+  dataInfo(): LocalConfig['data'] | null {
+    return this.local?.data ?? null;
+  }
+
+  /**
+   * Hold this peer's local training: a round that starts training while paused waits until
+   * resume (the aggregator goes on without its share when the deadline passes).
+   */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.changed();
+  }
+
+  resume(): void {
+    const wasPaused = this.paused;
+    this.paused = false;
+    const w = this.resumeWaiters;
+    this.resumeWaiters = [];
+    for (const f of w) f();
+    if (wasPaused) this.changed();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
   }
 
   private get localFile(): string {
@@ -547,6 +655,7 @@ export class Peer {
       },
       onChange: (s) => {
         this.log(`${s.role} in term ${s.term}${s.leaderId ? `, leader ${short(s.leaderId)}` : ''}`);
+        queueMicrotask(() => this.changed());
         if (s.role === 'leader' && this.leading !== s.term) {
           this.leading = s.term;
           void this.leadLoop(s.term);
@@ -561,6 +670,7 @@ export class Peer {
         const infos = members.map((id) => this.memberInfo.get(id) ?? { peerId: id, name: short(id), multiaddrs: [], capacity: 0 });
         this.fed = { ...this.fed, members: infos, membershipVersion: version };
         void this.saveFederation().catch(() => {});
+        queueMicrotask(() => this.changed());
       },
       onError: (e) => this.log(`election: ${oneLine(e)}`),
     });
@@ -583,6 +693,7 @@ export class Peer {
     }
     this.init = init;
     this.log(`peer ${short(this.peerId)} (${local.name}) started, ${fed.members.length} member(s), committed round ${this.committed.round}`);
+    this.changed();
   }
 
   private onIdentify(id: string, listen: string[]): void {
@@ -610,6 +721,10 @@ export class Peer {
     await Promise.resolve(node?.stop()).catch(() => {});
     await pool?.close().catch(() => {});
     await this.saveChain.catch(() => {});
+    const w = this.resumeWaiters;
+    this.resumeWaiters = [];
+    for (const f of w) f();
+    this.changed();
   }
 
   status(): PeerStatus {
@@ -625,6 +740,8 @@ export class Peer {
       round: this.currentRound,
       committedRound: this.committed?.round ?? this.raft?.committedRound ?? 0,
       lastMetrics: this.lastMetric,
+      training: this.trainingNow === null ? null : { ...this.trainingNow },
+      paused: this.paused,
     };
   }
 
@@ -701,6 +818,7 @@ export class Peer {
     if (raft === null) return { type: 'error' as const, reason: 'not running' };
     if (msg.term !== raft.term || raft.leaderId !== from) return { type: 'error' as const, reason: `not the aggregator of term ${raft.term}` };
     this.currentRound = Math.max(this.currentRound, msg.round);
+    this.changed();
     // A peer still loading its model joins in as soon as it is ready (the deadline decides).
     void this.whenReady(msg.deadline)
       .then(() => this.participate(msg, from)).catch((e: unknown) => this.log(`round ${msg.round}: ${oneLine(e)}`));
@@ -820,6 +938,7 @@ export class Peer {
       this.currentRound = Math.max(this.currentRound, round);
       fetched++;
     }
+    if (fetched > 0) this.changed();
     if (fetched > 0) this.log(`caught up: fetched ${fetched} committed round(s) in ${Date.now() - t0} ms, now at round ${this.committed!.round}`);
   }
 
@@ -847,6 +966,7 @@ export class Peer {
       raft.setCommittedRound(round);
       this.currentRound = Math.max(this.currentRound, round);
       this.log(`round ${round} committed (${sha.slice(0, 12)})`);
+      this.changed();
       void this.evaluate(round).catch((e: unknown) => this.log(`evaluation of round ${round}: ${oneLine(e)}`));
       return ack(true);
     } catch (e) {
@@ -904,23 +1024,41 @@ export class Peer {
     this.trainChain = new Promise<void>((r) => (release = r));
     try {
       await prev;
+      while (this.paused && !this.stopped) await new Promise<void>((r) => this.resumeWaiters.push(r));
+      if (this.stopped) throw new Error('the peer stopped');
       if (!current()) throw new Error('round abandoned before training started');
       const hp = HyperParams.parse(msg.hyperparameters);
-      const reply = await this.pool!.run<'train'>({
-        type: 'train',
-        client: this.workerClient,
-        roundSeed: roundSeed(msg.seed, msg.round),
-        method: 'spry',
-        hp,
-        units,
-        globals,
-      });
+      const round = msg.round;
+      const progress: TrainingProgress = { round, step: 0, steps: 0 };
+      this.trainingNow = progress;
+      this.changed();
+      const reply = await this.pool!.run<'train'>(
+        {
+          type: 'train',
+          client: this.workerClient,
+          roundSeed: roundSeed(msg.seed, msg.round),
+          method: 'spry',
+          hp,
+          units,
+          globals,
+        },
+        (m) => {
+          progress.step = m.step;
+          progress.steps = m.steps;
+          this.emit('step', { round, step: m.step, steps: m.steps, loss: m.loss, memory: m.memory, done: false });
+        },
+      );
       this.peakMemory = {
         tensorBytes: Math.max(this.peakMemory.tensorBytes, reply.memory.peakTensorBytes),
         rss: Math.max(this.peakMemory.rss, reply.memory.rss),
       };
+      this.emit('step', { round, step: progress.steps, steps: progress.steps, loss: reply.result?.loss ?? NaN, memory: reply.memory, done: true });
       return reply.result;
     } finally {
+      if (this.trainingNow !== null) {
+        this.trainingNow = null;
+        this.changed();
+      }
       release();
     }
   }
@@ -960,6 +1098,8 @@ export class Peer {
     };
     this.lastMetric = metric;
     await this.dir.appendMetric({ ...metric });
+    this.emit('round', { ...metric });
+    this.changed();
     this.log(`round ${round}: test loss ${metric.testLoss.toFixed(4)}${metric.accuracy === null ? '' : `, accuracy ${(100 * metric.accuracy).toFixed(1)}%`}`);
   }
 
@@ -1031,6 +1171,7 @@ export class Peer {
     const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set(), refused: new Set() };
     this.collecting = c;
     this.currentRound = round;
+    this.changed();
     const timing = this.timing(round, 'aggregator');
     this.log(`round ${round}: announcing to ${participants.length} member(s)`);
     await Promise.all(
@@ -1135,6 +1276,7 @@ export class Peer {
     await this.dir.commitCheckpoint(cp.round, bytes);
     this.committed = cp;
     this.raft!.setCommittedRound(cp.round);
+    this.changed();
   }
 }
 

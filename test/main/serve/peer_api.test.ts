@@ -1,14 +1,23 @@
 // The API on a real (unstarted) Peer: clear one-line refusals where a method cannot work yet,
-// pause holding local training in the worker until resume, the worker's progress turned into
-// step and memory events, and the invite table read and revoked.
+// pause holding the Peer's local training until resume, the Peer's step events turned into step
+// and memory events, the invite table read and revoked, and export (PEFT and merged) as a task
+// with progress events and cancel.
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Peer } from '../../../src/main/federation/peer.ts';
 import { PeerApiImpl } from '../../../src/main/api/peer_api.ts';
 import { validatedApi } from '../../../src/main/api/validate.ts';
-import type { ApiEventName } from '../../../src/shared/api.ts';
+import type { ApiEventName, ProgressEvent } from '../../../src/shared/api.ts';
+import { randomCheckpoint } from '../../../src/worker/models/random.ts';
+import { createModel } from '../../../src/worker/models/index.ts';
+import { initBackend } from '../../../src/worker/backend.ts';
+import { writeSafetensorsFile } from '../../../src/worker/io/safetensors.ts';
+import { serializeCheckpoint } from '../../../src/main/federation/checkpoint.ts';
+import { emptyServerState } from '../../../src/main/spry/server_optimizer.ts';
+import type { StepEvent } from '../../../src/main/federation/peer.ts';
 
 const dirs: string[] = [];
 const apis: PeerApiImpl[] = [];
@@ -46,7 +55,7 @@ describe('the peer API before a federation exists', () => {
     await expect(api.start()).rejects.toThrow(/^create or join a federation first$/);
     await expect(api.pause()).rejects.toThrow(/^create or join a federation first$/);
     await expect(api.exportAdapter({ merged: false })).rejects.toThrow(/^create or join a federation first$/);
-    await expect(api.exportAdapter({ merged: true })).rejects.toThrow(/^merged export is not available yet/);
+    await expect(api.exportAdapter({ merged: true })).rejects.toThrow(/^create or join a federation first$/);
     await expect(api.dataSummary()).rejects.toThrow(/no data yet/);
     expect(await api.listInvites()).toEqual([]);
     expect(await api.cancel('nope')).toBe(false);
@@ -82,38 +91,54 @@ describe('the peer API on a created (not started) federation', () => {
     expect(s.federation).toMatchObject({ name: 'F', rounds: 2, minMembers: 2 });
     expect(s.phase).toBe('stopped');
     await expect(api.createInvite()).rejects.toThrow(/^start the peer first/);
-    await expect(api.exportAdapter({ merged: false })).rejects.toThrow(/has not loaded its model yet/);
+    await expect(api.exportAdapter({ merged: false })).rejects.toThrow(/^no round has been committed yet$/);
+    await expect(api.exportAdapter({ merged: true })).rejects.toThrow(/^no round has been committed yet$/);
   });
 
-  it('pause holds local training in the worker until resume; progress becomes step and memory events', async () => {
+  it('pause holds the peer’s local training until resume; its step events become step and memory events', async () => {
     const { api, peer, events } = await open();
     await peer.create(createSettings);
-    // The Peer's compute pool, as the worker would answer it.
+    expect(peer.modelInfo()).toBe(null);
+    expect(peer.dataInfo()).toMatchObject({ source: 'sentiment', limit: 12 });
+    const peerSteps: StepEvent[] = [];
+    const statuses: boolean[] = [];
+    peer.on('step', (e) => peerSteps.push(e));
+    const off = peer.on('status', (s) => statuses.push(s.paused));
+    // The Peer's compute worker, as it would answer (the pool is the Peer's own; the test stands in for it).
     const memory = { tensorBytes: 10, peakTensorBytes: 20, rss: 1000 };
     let trained = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
     const pool = {
       run: async (req: { type: string }, onProgress?: (m: unknown) => void) => {
-        if (req.type === 'train') {
-          trained++;
-          onProgress?.({ type: 'progress', client: 'imdb', step: 1, steps: 2, loss: 0.7, memory });
-          onProgress?.({ type: 'progress', client: 'imdb', step: 2, steps: 2, loss: 0.6, memory: { ...memory, peakTensorBytes: 25 } });
-        }
-        return { type: req.type, result: {}, memory };
+        trained++;
+        onProgress?.({ type: 'progress', client: 'imdb', step: 1, steps: 2, loss: 0.7, memory });
+        await gate;
+        onProgress?.({ type: 'progress', client: 'imdb', step: 2, steps: 2, loss: 0.6, memory: { ...memory, peakTensorBytes: 25 } });
+        return { type: req.type, result: { loss: 0.65 }, memory };
       },
     };
-    (peer as unknown as { pool: unknown }).pool = pool;
-    await new Promise((r) => setTimeout(r, 60)); // the API's poll wraps the new pool
+    const inner = peer as unknown as { pool: unknown; train: (msg: unknown, globals: unknown, units: string[], current: () => boolean) => Promise<unknown> };
+    inner.pool = pool;
 
     await api.pause();
     expect((await api.status()).paused).toBe(true);
-    const run = pool.run({ type: 'train' });
+    expect(peer.status().paused).toBe(true);
+    const run = inner.train({ round: 1, seed: 0, hyperparameters: {} }, new Map(), ['head'], () => true);
     await new Promise((r) => setTimeout(r, 80));
     expect(trained).toBe(0);
-    await pool.run({ type: 'evaluate' }); // evaluation is not held
     await api.resume();
+    while (trained === 0) await new Promise((r) => setTimeout(r, 5));
+    const self = (await api.status()).members.find((m) => m.self)!;
+    expect(self.progress).toEqual({ round: 1, step: 1, steps: 2 });
+    release();
     await run;
     expect(trained).toBe(1);
+    expect(peer.status().training).toBe(null);
+    expect(statuses.slice(0, 2)).toEqual([true, false]); // pause, resume
+    off();
 
+    expect(peerSteps.map((e) => [e.step, e.done])).toEqual([[1, false], [2, false], [2, true]]);
     const steps = events.filter(([e]) => e === 'step').map(([, p]) => (p as { loss: number }).loss);
     expect(steps).toEqual([0.7, 0.6]);
     expect((await api.metrics()).steps.map((s) => s.step)).toEqual([1, 2]);
@@ -121,6 +146,66 @@ describe('the peer API on a created (not started) federation', () => {
     expect(mem.samples.length).toBe(3); // two progress messages and the train reply
     expect(mem.peakPerStep.map((p) => p.peakTensorBytes)).toEqual([20, 25]);
     expect(mem.backprop).toBe(null); // bench off in this test
+  });
+
+  it('a committed round’s evaluation: the peer emits it, the API pushes it as a round event', async () => {
+    const { api, peer, events } = await open();
+    await peer.create(createSettings);
+    const rounds: number[] = [];
+    peer.on('round', (m) => rounds.push(m.round));
+    const inner = peer as unknown as { pool: unknown; committed: unknown; init: unknown; evaluate: (round: number) => Promise<void> };
+    inner.pool = { run: async () => ({ type: 'evaluate', result: { loss: 0.5, correct: 3, total: 4 }, memory: { tensorBytes: 0, peakTensorBytes: 0, rss: 0 } }) };
+    inner.committed = { round: 1, globals: new Map(), server: { m: new Map(), v: new Map() } };
+    inner.init = { backend: 'cpu', family: 'gpt2', lora: { r: 1, alpha: 1, dropout: 0, targetModules: ['c_attn'] }, specs: [], units: [], labels: ['neg', 'pos'], clients: [], initial: new Map() };
+    expect(peer.modelInfo()).toMatchObject({ family: 'gpt2', backend: 'cpu', labels: ['neg', 'pos'] });
+    await inner.evaluate(1);
+    expect(rounds).toEqual([1]);
+    for (let i = 0; i < 50 && !events.some(([e]) => e === 'round'); i++) await new Promise((r) => setTimeout(r, 10));
+    const pushed = events.filter(([e]) => e === 'round').map(([, p]) => p as { round: number; testLoss: number; accuracy: number });
+    expect(pushed).toEqual([expect.objectContaining({ round: 1, testLoss: 0.5, accuracy: 0.75 })]);
+  });
+
+  it('exports a committed round as a task: PEFT or merged, with progress events; cancel stops it', async () => {
+    const { api, peer, dir, events } = await open();
+    // a tiny random GPT-2 as the federation's model, and one committed round of a non-zero adapter
+    const modelDir = path.join(dir, 'model');
+    await mkdir(modelDir);
+    const { config, tensors } = randomCheckpoint({ family: 'gpt2', layers: 1, hidden: 8, heads: 2, vocab: 20, positions: 8, intermediate: 12 }, 3);
+    await writeSafetensorsFile(path.join(modelDir, 'model.safetensors'), new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
+    await writeFile(path.join(modelDir, 'config.json'), JSON.stringify(config));
+    const file = path.join(dir, 'mine.jsonl');
+    await writeFile(file, ['pos', 'neg', 'pos'].map((l, i) => JSON.stringify({ text: `t${i}`, label: l })).join('\n') + '\n');
+    const settings = await peer.create({ ...createSettings, model: { model: modelDir, lora: { r: 2, alpha: 2, targetModules: ['c_attn'] } }, data: { source: file, split: { kind: 'local', client: 'imdb' }, seed: 0, limit: 0 } });
+    await initBackend('cpu');
+    const m = createModel(config, tensors, { kind: 'classification', numLabels: 2 }, { r: 2, alpha: 2, targetModules: ['c_attn'] });
+    const globals = new Map(m.trainable.map((s, i) => [s.name, new Float32Array(s.shape.reduce((a, b) => a * b, 1)).fill(0.01 * (i + 1))]));
+    m.dispose();
+    await peer.dir.commitCheckpoint(1, serializeCheckpoint({ round: 1, globals, server: emptyServerState() }, settings.federationId));
+
+    const progressOf = (taskId: string) => events.filter(([e, p]) => e === 'progress' && (p as ProgressEvent).taskId === taskId).map(([, p]) => p as ProgressEvent);
+    const finished = async (taskId: string) => {
+      for (let i = 0; i < 400 && !progressOf(taskId).some((p) => p.state !== 'running'); i++) await new Promise((r) => setTimeout(r, 10));
+      return progressOf(taskId);
+    };
+    await expect(api.exportAdapter({ round: 4, merged: true })).rejects.toThrow(/^round 4 is not committed here \(committed: 1\)$/);
+
+    const merged = await api.exportAdapter({ merged: true });
+    const ps = await finished(merged.taskId);
+    const done = ps.at(-1)!;
+    expect(done).toMatchObject({ kind: 'export', state: 'done', fraction: 1 });
+    expect(done.files!.map((f) => path.basename(f))).toEqual(expect.arrayContaining(['model.safetensors', 'config.json']));
+    expect(existsSync(path.join(done.dir!, 'model.safetensors'))).toBe(true);
+    const fractions = ps.map((p) => p.fraction);
+    expect(fractions.length).toBeGreaterThan(3);
+    expect(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]!)).toBe(true);
+
+    const peft = await api.exportAdapter({ round: 1, merged: false });
+    expect((await finished(peft.taskId)).at(-1)!.files!.map((f) => path.basename(f)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+
+    const cancelled = await api.exportAdapter({ merged: true });
+    expect(await api.cancel(cancelled.taskId)).toBe(true);
+    expect((await finished(cancelled.taskId)).at(-1)).toMatchObject({ state: 'cancelled' });
+    expect(await api.cancel(cancelled.taskId)).toBe(false);
   });
 
   it('revokes an invite in the table; an unknown id is refused', async () => {
