@@ -82,19 +82,33 @@ export type FederationSettings = z.infer<typeof federationSettingsSchema>;
 export const voteRequestSchema = z.object({
   type: z.literal('vote-request'),
   term: natSchema,
-  /** The candidate's newest committed round; voters refuse candidates behind their own. */
+  /** The candidate's newest committed round. */
   committedRound: natSchema,
+  /**
+   * The candidate's newest round, staged or committed, and the term it was staged in (Raft's last
+   * log entry): voters refuse a candidate whose (lastTerm, lastRound) is behind their own.
+   * Absent: (0, committedRound).
+   */
+  lastRound: natSchema.optional(),
+  lastTerm: natSchema.optional(),
+  /** Pre-vote: "would you vote for me in this term?"; no state changes at the voter. */
+  preVote: z.boolean().optional(),
 });
 export const voteResponseSchema = z.object({
   type: z.literal('vote-response'),
   term: natSchema,
   granted: z.boolean(),
+  /** The answer to a pre-vote request. */
+  preVote: z.boolean().optional(),
 });
 export const heartbeatSchema = z.object({
   type: z.literal('heartbeat'),
   term: natSchema,
-  /** The leader's newest committed round, so followers learn it. */
+  /** The leader's newest committed round, so followers learn it (and promote what they staged). */
   committedRound: natSchema,
+  /** sha256 of that round's checkpoint file, and the term it was committed in. */
+  committedSha256: sha256Schema.optional(),
+  committedTerm: natSchema.optional(),
   members: z.array(peerIdSchema).min(1).max(MAX_MEMBERS),
   membershipVersion: natSchema,
 });
@@ -161,6 +175,10 @@ export const roundAnnounceSchema = z.object({
   globalSha256: sha256Schema,
   /** Updates that arrive after this instant (unix ms) are not used. */
   deadline: natSchema,
+  /** The aggregator's newest committed round (round - 1), its checkpoint's sha256 and term. */
+  committedRound: natSchema.optional(),
+  committedSha256: sha256Schema.optional(),
+  committedTerm: natSchema.optional(),
 });
 export type RoundAnnounce = z.infer<typeof roundAnnounceSchema>;
 
@@ -215,6 +233,8 @@ export const commitRequestSchema = z.object({
   round: natSchema,
   /** sha256 of the checkpoint file. */
   sha256: sha256Schema,
+  /** sha256 of round - 1's committed checkpoint at the aggregator (absent for round 1). */
+  prevSha256: sha256Schema.optional(),
   dataBytes: natSchema.optional(),
   dataSha256: sha256Schema.optional(),
 });
@@ -238,6 +258,8 @@ export const checkpointFetchResponseSchema = z.object({
   round: natSchema,
   /** sha256 of the checkpoint file (the attachment). */
   sha256: sha256Schema,
+  /** The term the round was committed in (absent: unknown, 0). */
+  term: natSchema.optional(),
   dataBytes: natSchema,
   dataSha256: sha256Schema,
 });

@@ -124,7 +124,9 @@ export async function runBench(args: BenchArgs, modes: readonly BenchMode[] = BE
 
 function inChild(mode: BenchMode, args: BenchArgs): Promise<ModeResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), mode, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // inside the desktop app process.execPath is Electron: ELECTRON_RUN_AS_NODE makes it a plain Node
+    const env = { ...process.env, ELECTRON_RUN_AS_NODE: '1' };
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), mode, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

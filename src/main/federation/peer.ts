@@ -8,8 +8,13 @@
 //   names and shapes, finite values, size limits, deadline) → the aggregator aggregates the updates
 //   that arrived before the deadline (Spry's Strategy, as in the simulation) → serialises the new
 //   globals plus the server optimizer's m/v as a checkpoint → commit-request to every member, which
-//   stores it and acks → committed once a majority (leader included) stored it → next round.
-// A new leader resumes from its newest committed checkpoint.
+//   stages it (stored, not committed) and acks → committed once a majority (leader included) staged
+//   it: the aggregator stores it as committed, and the members promote their staged copy when they
+//   learn that (heartbeats and the next announce carry the committed round and its sha256; a member
+//   that staged another one fetches the committed one) → next round.
+// So a member cut off with a stranded aggregator never exposes a round the majority did not commit.
+// A new leader resumes from its newest committed checkpoint, after committing again (in its term) a
+// round it holds staged (which may have been committed by its predecessor; see raft.ts).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -74,6 +79,10 @@ export interface PeerOptions {
   tamperJvp?: (round: number, jvp: Float32Array) => Float32Array;
   /** Test hook: called (and awaited) just before this member submits its update to `leader`. */
   beforeSubmit?: (round: number, msg: Submission, data: Uint8Array, leader: string) => Promise<void>;
+  /** Test hook: called (and awaited) before the aggregator sends round `round`'s commit-requests. */
+  beforeCommitRequest?: (round: number) => Promise<void>;
+  /** Raft pre-vote (default true). */
+  preVote?: boolean;
   /**
    * Test hook: peers (by id) this node refuses to dial or accept, through libp2p's connection
    * gater; the set is read live, so a test can partition and heal a running federation.
@@ -224,6 +233,13 @@ export async function verifySettings(s: FederationSettings): Promise<void> {
   if (!ok) throw new Error('federation settings signature is invalid');
 }
 
+interface Staged {
+  round: number;
+  term: number;
+  sha: string;
+  bytes: Uint8Array;
+}
+
 interface Collecting {
   term: number;
   round: number;
@@ -250,6 +266,11 @@ export class Peer {
   private init: InitReply | null = null;
   private memberInfo = new Map<string, PeerInfo>();
   private committed: Checkpoint | null = null;
+  /** sha256 of the committed checkpoint file, and the term it was committed in. */
+  private committedSha: string | undefined;
+  private committedTerm = 0;
+  /** Member side: the checkpoint it stored on a commit-request, not yet known to be committed. */
+  private staged: Staged | null = null;
   private peakMemory = { tensorBytes: 0, rss: 0 };
   private collecting: Collecting | null = null;
   private currentRound = 0;
@@ -615,6 +636,18 @@ export class Peer {
     const latest = await this.dir.readLatestCheckpoint();
     const committedRound = latest?.entry.round ?? 0;
     this.currentRound = committedRound;
+    this.committedSha = latest?.entry.sha256;
+    this.committedTerm = latest?.entry.term ?? 0;
+    // A staged round is no committed state, but it is Raft's last log entry: it counts in votes.
+    this.staged = null;
+    await this.dir.dropStaged(committedRound).catch(() => {});
+    for (const e of (await this.dir.listStaged().catch(() => [])).reverse()) {
+      const bytes = await this.dir.readStaged(e).catch(() => null);
+      if (bytes !== null) {
+        this.staged = { round: e.round, term: e.term, sha: e.sha256, bytes };
+        break;
+      }
+    }
 
     // Say hello to every known member, so they learn our (possibly new) address.
     for (const m of fed.members) if (m.peerId !== this.peerId) void node.dial(peerIdFromString(m.peerId), { signal: AbortSignal.timeout(5000) }).catch(() => {});
@@ -627,6 +660,10 @@ export class Peer {
       electionTimeoutMs: this.options.electionTimeoutMs ?? 1000,
       ...(this.options.heartbeatIntervalMs ? { heartbeatIntervalMs: this.options.heartbeatIntervalMs } : {}),
       committedRound,
+      committedTerm: this.committedTerm,
+      ...(this.committedSha !== undefined ? { committedSha256: this.committedSha } : {}),
+      ...(this.staged !== null ? { stagedRound: this.staged.round, stagedTerm: this.staged.term } : {}),
+      preVote: this.options.preVote ?? true,
       initial: fed.raft,
       clock: {
         now: () => Date.now(),
@@ -661,9 +698,8 @@ export class Peer {
           void this.leadLoop(s.term);
         }
       },
-      onLeaderCommittedRound: (round, leader) => {
-        if (this.committed !== null && round <= this.committed.round) return;
-        this.catchUpTo(leader, round).catch((e: unknown) => this.log(`catching up: ${oneLine(e)}`));
+      onLeaderCommittedRound: (round, leader, sha, term) => {
+        this.learnCommitted(leader, round, sha, term).catch((e: unknown) => this.log(`catching up: ${oneLine(e)}`));
       },
       onMembersChange: (members, version) => {
         if (this.fed === null) return;
@@ -768,7 +804,7 @@ export class Peer {
     await registerProtocol(node, PROTOCOLS.round, (msg, from) => this.onAnnounce(msg, from.toString()), { onError });
     await registerProtocol(node, PROTOCOLS.weights, (msg, from) => this.onFetch(msg.sha256, from.toString()), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.update, (msg, from, data) => this.onUpdate(msg, from.toString(), data), { timeoutMs: 120_000, onError });
-    await registerProtocol(node, PROTOCOLS.commit, (msg, from, data) => this.onCommit(msg.term, msg.round, msg.sha256, from.toString(), data), { timeoutMs: 120_000, onError });
+    await registerProtocol(node, PROTOCOLS.commit, (msg, from, data) => this.onCommit(msg.term, msg.round, msg.sha256, msg.prevSha256, from.toString(), data), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.checkpoint, (msg, from) => this.onCheckpointFetch(msg.round, from.toString()), { timeoutMs: 120_000, onError });
   }
 
@@ -820,6 +856,11 @@ export class Peer {
     this.currentRound = Math.max(this.currentRound, msg.round);
     this.changed();
     // A peer still loading its model joins in as soon as it is ready (the deadline decides).
+    // The announce says which round is committed: promote (or fetch) it, beside the training (which
+    // starts from the announced adapter: committed, staged, or fetched).
+    if (msg.committedRound !== undefined) {
+      void this.learnCommitted(from, msg.committedRound, msg.committedSha256, msg.committedTerm).catch((e: unknown) => this.log(`catching up: ${oneLine(e)}`));
+    }
     void this.whenReady(msg.deadline)
       .then(() => this.participate(msg, from)).catch((e: unknown) => this.log(`round ${msg.round}: ${oneLine(e)}`));
     return { type: 'ack' as const };
@@ -901,7 +942,7 @@ export class Peer {
     if (!this.isMember(from)) return { type: 'error' as const, reason: 'not a member' };
     try {
       const { entry, bytes } = await this.dir.readCheckpoint(round);
-      return withData<CheckpointFetchResponse | ErrorReply>({ type: 'checkpoint-fetch-response', round, sha256: entry.sha256 }, bytes);
+      return withData<CheckpointFetchResponse | ErrorReply>({ type: 'checkpoint-fetch-response', round, sha256: entry.sha256, ...(entry.term !== undefined ? { term: entry.term } : {}) }, bytes);
     } catch (e) {
       return { type: 'error' as const, reason: oneLine(e) };
     }
@@ -932,17 +973,58 @@ export class Peer {
       const cp = parseCheckpoint(data, this.init!.specs);
       if (cp.round !== round) throw new Error(`asked for round ${round}, got round ${cp.round}`);
       if (this.committed!.round >= round) continue; // a commit-request got there first
-      await this.dir.commitCheckpoint(round, data);
-      this.committed = cp;
-      raft.setCommittedRound(round);
-      this.currentRound = Math.max(this.currentRound, round);
+      await this.dir.commitCheckpoint(round, data, res.msg.term);
+      this.setCommitted(cp, res.msg.sha256, res.msg.term ?? 0);
       fetched++;
     }
+    await this.dropStagedUpTo(this.committed!.round);
     if (fetched > 0) this.changed();
     if (fetched > 0) this.log(`caught up: fetched ${fetched} committed round(s) in ${Date.now() - t0} ms, now at round ${this.committed!.round}`);
   }
 
-  private async onCommit(term: number, round: number, sha: string, from: string, data: Uint8Array | undefined): Promise<CommitAck | ErrorReply> {
+  /** This peer's committed state moved to `cp` (already in the data directory). */
+  private setCommitted(cp: Checkpoint, sha: string, term: number): void {
+    this.committed = cp;
+    this.committedSha = sha;
+    this.committedTerm = term;
+    this.raft?.setCommittedRound(cp.round, sha, term);
+    this.currentRound = Math.max(this.currentRound, cp.round);
+  }
+
+  private async dropStagedUpTo(round: number): Promise<void> {
+    if (this.staged !== null && this.staged.round <= round) this.staged = null;
+    await this.dir.dropStaged(round).catch((e: unknown) => this.log(`cannot remove a staged checkpoint: ${oneLine(e)}`));
+  }
+
+  /**
+   * Member: the aggregator `leader` says round `round` (sha256 `sha`, term `term`) is committed.
+   * Promote our staged copy when it is that one, else fetch the committed rounds we lack.
+   */
+  private learnCommitted(leader: string, round: number, sha: string | undefined, term: number | undefined): Promise<void> {
+    if (this.committed !== null && round <= this.committed.round) return Promise.resolve();
+    const run = this.catchChain.then(async () => {
+      await this.whenReady(Date.now() + 120_000);
+      if (this.stopped || this.committed!.round >= round) return;
+      const st = this.staged;
+      if (st !== null && sha !== undefined && st.round === round && st.sha === sha && this.committed!.round === round - 1) {
+        const cp = parseCheckpoint(st.bytes, this.init!.specs);
+        const t = term ?? st.term;
+        await this.dir.commitCheckpoint(round, st.bytes, t);
+        this.setCommitted(cp, sha, t);
+        await this.dropStagedUpTo(round);
+        this.log(`round ${round} committed (${sha.slice(0, 12)})`);
+        this.changed();
+        void this.evaluate(round).catch((e: unknown) => this.log(`evaluation of round ${round}: ${oneLine(e)}`));
+        return;
+      }
+      await this.catchUp(leader, round);
+    });
+    this.catchChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Member: stage the aggregator's checkpoint of `round`; it is committed here only later. */
+  private async onCommit(term: number, round: number, sha: string, prevSha: string | undefined, from: string, data: Uint8Array | undefined): Promise<CommitAck | ErrorReply> {
     const raft = this.raft;
     const ack = (ok: boolean, reason?: string): CommitAck => ({ type: 'commit-ack', term, round, sha256: sha, ok, ...(reason ? { reason: reason.slice(0, 500) } : {}) });
     if (raft === null || this.init === null) return ack(false, 'not running');
@@ -951,23 +1033,25 @@ export class Peer {
     try {
       const cp = parseCheckpoint(data, this.init.specs);
       if (cp.round !== round) throw new Error('checkpoint is of another round');
-      // Rounds we lack before this one (we were down or cut off): fetch them first, so that our
-      // history has no holes.
+      // The aggregator committed round - 1: so must we (promoted, or fetched), the same one.
       if (this.committed !== null && round > this.committed.round + 1) {
-        await this.catchUpTo(from, round - 1).catch((e: unknown) => this.log(`catching up before round ${round}: ${oneLine(e)}`));
+        await this.learnCommitted(from, round - 1, prevSha, undefined).catch((e: unknown) => this.log(`catching up before round ${round}: ${oneLine(e)}`));
       }
       if (this.committed !== null && round <= this.committed.round) {
         const mine = await this.dir.readCheckpoint(round).catch(() => null);
         if (mine?.entry.sha256 === sha) return ack(true);
         throw new Error(`round ${round} is behind this peer's committed round ${this.committed.round}`);
       }
-      await this.dir.commitCheckpoint(round, data);
-      this.committed = cp;
-      raft.setCommittedRound(round);
+      if (this.committed === null || this.committed.round !== round - 1) throw new Error(`round ${round - 1} is not committed here yet`);
+      if (prevSha !== undefined && this.committedSha !== undefined && prevSha !== this.committedSha) {
+        throw new Error(`round ${round - 1} committed here differs from the aggregator's`);
+      }
+      if (raft.term !== term || raft.leaderId !== from) throw new Error(`not the aggregator of term ${raft.term}`);
+      await this.dir.stageCheckpoint(round, term, data);
+      this.staged = { round, term, sha, bytes: data };
+      raft.setStaged(round, term);
       this.currentRound = Math.max(this.currentRound, round);
-      this.log(`round ${round} committed (${sha.slice(0, 12)})`);
-      this.changed();
-      void this.evaluate(round).catch((e: unknown) => this.log(`evaluation of round ${round}: ${oneLine(e)}`));
+      this.log(`round ${round} staged (${sha.slice(0, 12)})`);
       return ack(true);
     } catch (e) {
       return ack(false, oneLine(e));
@@ -1009,6 +1093,16 @@ export class Peer {
     const init = this.init!;
     const c = this.committed!;
     if (hashWeights(c.globals, init.specs) === sha) return c.globals;
+    // The round the announce builds on may be staged here, its promotion on its way.
+    const st = this.staged;
+    if (st !== null && st.round === round - 1) {
+      try {
+        const g = parseCheckpoint(st.bytes, init.specs).globals;
+        if (hashWeights(g, init.specs) === sha) return g;
+      } catch {
+        // fall back to fetching
+      }
+    }
     this.log(`round ${round}: fetching the global adapter ${sha.slice(0, 12)}`);
     const res = await request(this.node!, peerIdFromString(leader), PROTOCOLS.weights, { type: 'weights-fetch-request', round, sha256: sha }, { timeoutMs: 60_000 });
     if (res.msg.type !== 'weights-fetch-response') throw new Error(`cannot fetch the global adapter: ${res.msg.reason}`);
@@ -1118,6 +1212,24 @@ export class Peer {
         await sleep(100);
         continue;
       }
+      // A round we hold staged may have been committed by the previous aggregator: commit it again,
+      // in this term, before anything else (Raft's leader completeness).
+      const st = this.staged;
+      if (st !== null && st.round <= this.committed.round) await this.dropStagedUpTo(this.committed.round);
+      else if (st !== null && st.round === this.committed.round + 1) {
+        try {
+          const cp = parseCheckpoint(st.bytes, this.init.specs);
+          this.log(`round ${st.round}: committing again the checkpoint staged in term ${st.term}`);
+          await this.commitRound(term, cp, st.bytes, st.sha);
+          await this.dropStagedUpTo(cp.round);
+          this.log(`round ${st.round} committed by a majority (again, ${st.sha.slice(0, 12)})`);
+          void this.evaluate(cp.round).catch((e: unknown) => this.log(`evaluation of round ${cp.round}: ${oneLine(e)}`));
+        } catch (e) {
+          this.log(`round ${st.round}: ${oneLine(e)}`);
+          await sleep(500);
+        }
+        continue;
+      }
       const next = this.committed!.round + 1;
       if (next > rounds) {
         await sleep(250);
@@ -1167,6 +1279,9 @@ export class Peer {
       hyperparameters: settings.hyperparameters ?? {},
       globalSha256: hashWeights(base.globals, init.specs),
       deadline,
+      committedRound: base.round,
+      ...(this.committedSha !== undefined ? { committedSha256: this.committedSha } : {}),
+      committedTerm: this.committedTerm,
     };
     const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set(), refused: new Set() };
     this.collecting = c;
@@ -1248,20 +1363,23 @@ export class Peer {
   }
 
   /**
-   * Store the checkpoint at the others until a majority (this peer included) holds it, then here.
+   * Stage the checkpoint at the others until a majority (this peer included) holds it, then commit
+   * it here; the members promote their staged copies when heartbeats or the next announce tell them.
    * Storing here last means an aggregator cut off in a minority never keeps a round that the
-   * federation did not commit.
+   * federation did not commit; staging at the members means they do not either.
    */
   private async commitRound(term: number, cp: Checkpoint, bytes: Uint8Array, sha: string): Promise<void> {
     const stored = new Set<string>([this.peerId]);
     const majority = () => Math.floor(this.raft!.members.length / 2) + 1;
+    if (this.options.beforeCommitRequest) await this.options.beforeCommitRequest(cp.round);
+    const prevSha256 = cp.round > 1 ? this.committedSha : undefined;
     for (let attempt = 0; ; attempt++) {
       if (!this.leaderOf(term)) throw new Error('lost the aggregator role before the commit');
       const others = this.raft!.members.filter((m) => !stored.has(m));
       await Promise.all(
         others.map(async (p) => {
           try {
-            const res = await request(this.node!, peerIdFromString(p), PROTOCOLS.commit, { type: 'commit-request', term, round: cp.round, sha256: sha }, { data: bytes, timeoutMs: 30_000 });
+            const res = await request(this.node!, peerIdFromString(p), PROTOCOLS.commit, { type: 'commit-request', term, round: cp.round, sha256: sha, ...(prevSha256 !== undefined ? { prevSha256 } : {}) }, { data: bytes, timeoutMs: 30_000 });
             if (res.msg.type === 'commit-ack' && res.msg.ok) stored.add(p);
             else this.log(`round ${cp.round}: ${short(p)} did not store: ${res.msg.type === 'error' ? res.msg.reason : (res.msg.reason ?? '')}`);
           } catch (e) {
@@ -1273,9 +1391,19 @@ export class Peer {
       await sleep(1000);
     }
     if (!this.leaderOf(term)) throw new Error('lost the aggregator role before the commit');
-    await this.dir.commitCheckpoint(cp.round, bytes);
-    this.committed = cp;
-    this.raft!.setCommittedRound(cp.round);
+    // A majority staged it: it is committed. Store it here; a storage failure is retried with these
+    // same bytes (never another checkpoint for this round in this term).
+    for (;;) {
+      try {
+        await this.dir.commitCheckpoint(cp.round, bytes, term);
+        break;
+      } catch (e) {
+        if (!this.leaderOf(term)) throw e;
+        this.log(`round ${cp.round}: cannot store the committed checkpoint: ${oneLine(e)}`);
+        await sleep(1000);
+      }
+    }
+    this.setCommitted(cp, sha, term);
     this.changed();
   }
 }

@@ -4,11 +4,20 @@
 // {term, votedFor} before the vote leaves the node; a candidate needs votes from a majority of the
 // current members; any message with a higher term turns the receiver into a follower of that term.
 // Hence at most one leader per term. On top of Raft:
-// - Committed rounds stand in for Raft's log: candidates send their newest committed round and
-//   voters refuse a candidate whose round is behind their own. A round is committed only once a
-//   majority stored it, so every winning candidate has the newest committed round.
-// - Heartbeats carry the leader's newest committed round (followers learn it) and the member list
-//   with a version; followers adopt a newer version. Change one member at a time.
+// - Rounds stand in for Raft's log. A member first *stages* a round's checkpoint (on the leader's
+//   commit-request); the round is committed once a majority (leader included) staged it, and a
+//   member promotes its staged copy to committed only when it learns that (heartbeat or announce).
+//   Raft's last log entry is a node's newest round, staged or committed, with the term it was
+//   staged in: candidates send (lastTerm, lastRound) and voters refuse a candidate behind their
+//   own, compared term first, as in Raft. A committed round is staged or committed at a majority,
+//   so every winning candidate holds it (and, holding it only staged, commits it again first).
+// - Heartbeats carry the leader's newest committed round with its sha256 and term (followers learn
+//   it) and the member list with a version; followers adopt a newer version. Change one member at
+//   a time.
+// - Pre-vote (optional): a node whose election timeout fires first asks "would you vote for me in
+//   term + 1?" without raising its term; it stands only when a majority would. A voter says yes
+//   only when it has not heard from a leader for an election timeout, so a member coming back from
+//   a partition does not depose a working leader by raising the term.
 // - Capacity preference: a node with more capacity draws its election timeout from an earlier range,
 //   so it usually times out first and wins. It changes no safety rule.
 // - Check quorum: a leader that has not heard from a majority for one election timeout steps down,
@@ -67,6 +76,15 @@ export interface RaftConfig {
   checkQuorum?: boolean;
   /** Newest round committed in this node's storage. */
   committedRound?: number;
+  /** The term that round was committed in (default 0). */
+  committedTerm?: number;
+  /** sha256 of that round's checkpoint (heartbeats carry it). */
+  committedSha256?: string;
+  /** A staged round newer than the committed one, and its term (default: none). */
+  stagedRound?: number;
+  stagedTerm?: number;
+  /** Ask a pre-vote round before standing (default false). */
+  preVote?: boolean;
   /** State persisted by a previous run. */
   initial?: RaftPersistentState;
   clock: RaftClock;
@@ -77,8 +95,8 @@ export interface RaftConfig {
   persist: (state: RaftPersistentState) => void | Promise<void>;
   /** Role, term or leader changed. */
   onChange?: (status: RaftStatus) => void;
-  /** The leader reported a newer committed round than seen before. */
-  onLeaderCommittedRound?: (round: number, leaderId: string) => void;
+  /** The leader reported a newer committed round than seen before (with its sha256 and term). */
+  onLeaderCommittedRound?: (round: number, leaderId: string, sha256?: string, term?: number) => void;
   /** A newer member list was adopted (or set, on the leader). */
   onMembersChange?: (members: readonly string[], version: number) => void;
   /** Persistence failed, or a safety invariant was violated by a peer; the node stays up. */
@@ -111,7 +129,17 @@ export class RaftNode {
   private votedForValue: string | null;
   private leaderIdValue: string | null = null;
   private committedRoundValue: number;
+  private committedTermValue: number;
+  private committedShaValue: string | undefined;
+  private stagedRoundValue = 0;
+  private stagedTermValue = 0;
   private leaderCommittedRoundValue = 0;
+  private readonly preVoteEnabled: boolean;
+  /** Pre-vote in progress: the term it asks about and who said yes. */
+  private preVoteTerm: number | null = null;
+  private preVotes = new Set<string>();
+  /** When this node last heard from a leader of its term (for refusing pre-votes). */
+  private lastLeaderContact = -Infinity;
   private membersValue: string[];
   private membershipVersionValue: number;
 
@@ -143,6 +171,13 @@ export class RaftNode {
     this.termValue = config.initial?.term ?? 0;
     this.votedForValue = config.initial?.votedFor ?? null;
     this.committedRoundValue = config.committedRound ?? 0;
+    this.committedTermValue = config.committedTerm ?? 0;
+    this.committedShaValue = config.committedSha256;
+    if (config.stagedRound !== undefined && config.stagedRound > this.committedRoundValue) {
+      this.stagedRoundValue = config.stagedRound;
+      this.stagedTermValue = config.stagedTerm ?? 0;
+    }
+    this.preVoteEnabled = config.preVote ?? false;
     this.membersValue = [...new Set(config.members)];
     this.membershipVersionValue = config.membershipVersion ?? 0;
   }
@@ -200,9 +235,32 @@ export class RaftNode {
     this.cancelHeartbeatTimer = null;
   }
 
-  /** A newer round has been committed to this node's storage. */
-  setCommittedRound(round: number): void {
-    if (round > this.committedRoundValue) this.committedRoundValue = round;
+  /** A newer round has been committed to this node's storage (sha256 and term when known). */
+  setCommittedRound(round: number, sha256?: string, term?: number): void {
+    if (round > this.committedRoundValue) {
+      this.committedRoundValue = round;
+      this.committedShaValue = sha256;
+      if (term !== undefined) this.committedTermValue = term;
+    }
+  }
+
+  /** This node staged `round` (received in `term`): it counts in the election as Raft's last entry. */
+  setStaged(round: number, term: number): void {
+    this.stagedRoundValue = round;
+    this.stagedTermValue = term;
+  }
+
+  /** Raft's last log entry: the newest round staged or committed here, with its term. */
+  lastEntry(): { term: number; round: number } {
+    return this.stagedRoundValue > this.committedRoundValue
+      ? { term: this.stagedTermValue, round: this.stagedRoundValue }
+      : { term: this.committedTermValue, round: this.committedRoundValue };
+  }
+
+  /** A candidate whose last entry is (term, round) is at least as up to date as this node. */
+  private upToDate(term: number, round: number): boolean {
+    const mine = this.lastEntry();
+    return term > mine.term || (term === mine.term && round >= mine.round);
   }
 
   /**
@@ -237,6 +295,16 @@ export class RaftNode {
     // A non-member (a removed peer that has not heard yet) must not disrupt the federation by
     // raising terms. Ignoring a message is always safe: it is the same as losing it.
     if (msg.type === 'vote-request' && !this.membersValue.includes(from)) return;
+    // A pre-vote request, or a yes to one, carries a term nobody has entered yet: no term change.
+    const preVote = (msg.type === 'vote-request' || msg.type === 'vote-response') && msg.preVote === true;
+    if (preVote && msg.type === 'vote-request') {
+      this.onPreVoteRequest(from, msg);
+      return;
+    }
+    if (preVote && msg.type === 'vote-response' && msg.granted) {
+      this.onPreVoteResponse(from, msg);
+      return;
+    }
     if (msg.term > this.termValue) {
       this.becomeFollower(msg.term, null);
     }
@@ -262,7 +330,7 @@ export class RaftNode {
     const grant =
       msg.term === this.termValue &&
       (this.votedForValue === null || this.votedForValue === from) &&
-      msg.committedRound >= this.committedRoundValue &&
+      this.upToDate(msg.lastTerm ?? 0, msg.lastRound ?? msg.committedRound) &&
       this.roleValue !== 'leader';
     if (grant) {
       this.votedForValue = from;
@@ -272,6 +340,27 @@ export class RaftNode {
     } else {
       const term = this.termValue;
       this.afterPersist(() => this.config.transport.send(from, { type: 'vote-response', term, granted: false }));
+    }
+  }
+
+  private onPreVoteRequest(from: string, msg: VoteRequest): void {
+    // Yes only for a later term, an up-to-date candidate, and no leader heard from lately (a
+    // leader that is heard from keeps its followers out of needless elections).
+    const leaderFresh = this.roleValue === 'leader' || this.config.clock.now() - this.lastLeaderContact < this.baseTimeout;
+    const granted = msg.term > this.termValue && !leaderFresh && this.upToDate(msg.lastTerm ?? 0, msg.lastRound ?? msg.committedRound);
+    // A yes echoes the asked term (the asker checks it); a no says our own term (it may be newer).
+    const reply: VoteResponse = { type: 'vote-response', term: granted ? msg.term : this.termValue, granted, preVote: true };
+    this.config.transport.send(from, reply);
+  }
+
+  private onPreVoteResponse(from: string, msg: VoteResponse): void {
+    if (this.preVoteTerm === null || msg.term !== this.preVoteTerm || this.roleValue === 'leader') return;
+    if (!this.membersValue.includes(from)) return;
+    this.preVotes.add(from);
+    if (this.hasMajority(this.preVotes)) {
+      this.preVoteTerm = null;
+      this.preVotes.clear();
+      this.startElection();
     }
   }
 
@@ -297,6 +386,9 @@ export class RaftNode {
     this.roleValue = 'follower';
     this.leaderIdValue = from;
     this.votes.clear();
+    this.lastLeaderContact = this.config.clock.now();
+    this.preVoteTerm = null;
+    this.preVotes.clear();
     this.resetElectionTimer();
     if (msg.membershipVersion > this.membershipVersionValue) {
       this.membersValue = [...new Set(msg.members)];
@@ -306,7 +398,7 @@ export class RaftNode {
     if (changed) this.emitChange();
     if (msg.committedRound > this.leaderCommittedRoundValue) {
       this.leaderCommittedRoundValue = msg.committedRound;
-      this.config.onLeaderCommittedRound?.(msg.committedRound, from);
+      this.config.onLeaderCommittedRound?.(msg.committedRound, from, msg.committedSha256, msg.committedTerm);
     }
     const reply: HeartbeatResponse = { type: 'heartbeat-response', term: this.termValue, ok: true, committedRound: this.committedRoundValue };
     this.afterPersist(() => this.config.transport.send(from, reply));
@@ -330,6 +422,8 @@ export class RaftNode {
     this.roleValue = 'follower';
     this.leaderIdValue = leaderId;
     this.votes.clear();
+    this.preVoteTerm = null;
+    this.preVotes.clear();
     if (wasLeader) {
       this.cancelHeartbeatTimer?.();
       this.cancelHeartbeatTimer = null;
@@ -354,7 +448,8 @@ export class RaftNode {
     this.resetElectionTimer(); // retry with a fresh timeout after a split vote
     this.emitChange();
     const term = this.termValue;
-    const request: VoteRequest = { type: 'vote-request', term, committedRound: this.committedRoundValue };
+    const last = this.lastEntry();
+    const request: VoteRequest = { type: 'vote-request', term, committedRound: this.committedRoundValue, lastRound: last.round, lastTerm: last.term };
     this.afterPersist(() => {
       // The state may have moved on while persisting.
       if (this.roleValue !== 'candidate' || this.termValue !== term) return;
@@ -391,6 +486,8 @@ export class RaftNode {
       type: 'heartbeat',
       term: this.termValue,
       committedRound: this.committedRoundValue,
+      ...(this.committedShaValue !== undefined ? { committedSha256: this.committedShaValue } : {}),
+      committedTerm: this.committedTermValue,
       members: [...this.membersValue],
       membershipVersion: this.membershipVersionValue,
     };
@@ -436,8 +533,25 @@ export class RaftNode {
         this.resetElectionTimer();
         return;
       }
-      this.startElection();
+      if (this.preVoteEnabled) this.startPreVote();
+      else this.startElection();
     });
+  }
+
+  /** Ask the others whether they would vote for us in term + 1; our term stays as it is. */
+  private startPreVote(): void {
+    const term = this.termValue + 1;
+    this.preVoteTerm = term;
+    this.preVotes = new Set([this.id]);
+    this.resetElectionTimer(); // ask again after a fresh timeout if no majority says yes
+    if (this.hasMajority(this.preVotes)) {
+      this.preVoteTerm = null;
+      this.startElection();
+      return;
+    }
+    const last = this.lastEntry();
+    const request: VoteRequest = { type: 'vote-request', term, committedRound: this.committedRoundValue, lastRound: last.round, lastTerm: last.term, preVote: true };
+    for (const peer of this.membersValue) if (peer !== this.id) this.config.transport.send(peer, request);
   }
 
   // ---- durability -----------------------------------------------------------------------------

@@ -3,18 +3,22 @@
 //   identity.key                    libp2p private key (protobuf), mode 0600, created on first use
 //   federation.json                 the federation this peer belongs to (settings, swarm key, …), 0600
 //   checkpoints/round-<n>.safetensors
-//   checkpoints/index.json          [{round, sha256, bytes, committedAt}], written after the file
+//   checkpoints/index.json          [{round, sha256, bytes, committedAt, term?}], written after the file
+//   checkpoints/staged-round-<n>-t<term>-<sha256>.safetensors
+//                                   a round a member stored on the aggregator's commit-request but
+//                                   does not yet know to be committed (never in index.json)
 //   metrics.jsonl                   one JSON object per line, appended
 //   exports/                        exported adapters
 //
 // Every file replacement goes through writeFileAtomic (temporary file, fsync, rename, fsync dir), and
 // a checkpoint's index entry is written only after its file, so a kill at any instant leaves the last
-// committed round readable. Reading a checkpoint verifies its sha256 and falls back to the previous
+// committed round readable. A staged checkpoint is promoted (copied into round-<n> and the index)
+// only once the member learns that a majority stored it; at most one staged file is kept. Reading a checkpoint verifies its sha256 and falls back to the previous
 // committed round when a file is missing or corrupt. metrics.jsonl is appended to (not rewritten);
 // a torn last line from a crash is skipped on reading and terminated on the next open.
 //
 // Every failure is a StorageError with a one-line message (full disk, permission denied, …).
-import { appendFile, chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
@@ -74,13 +78,26 @@ export interface CheckpointEntry {
   bytes: number;
   /** Unix ms. */
   committedAt: number;
+  /** The election term the round was committed in (absent in older indexes: 0). */
+  term?: number;
 }
+
+/** A staged (stored, not yet known to be committed) checkpoint. */
+export interface StagedEntry {
+  round: number;
+  term: number;
+  sha256: string;
+  file: string;
+}
+
+const STAGED_RE = /^staged-round-(\d+)-t(\d+)-([0-9a-f]{64})\.safetensors$/;
 
 const checkpointEntrySchema = z.object({
   round: natSchema,
   sha256: sha256Schema,
   bytes: natSchema,
   committedAt: natSchema,
+  term: natSchema.optional(),
 });
 const checkpointIndexSchema = z.object({
   version: z.literal(1),
@@ -281,13 +298,88 @@ export class DataDir {
    * only move forward; committing the newest round again with the same bytes rewrites its file
    * (repairing a corrupt copy) and is otherwise a no-op.
    */
-  async commitCheckpoint(round: number, bytes: Uint8Array): Promise<CheckpointEntry> {
-    const run = this.commitChain.then(() => this.commitNow(round, bytes));
+  async commitCheckpoint(round: number, bytes: Uint8Array, term?: number): Promise<CheckpointEntry> {
+    return this.chained(() => this.commitNow(round, bytes, term));
+  }
+
+  private chained<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.commitChain.then(fn);
     this.commitChain = run.catch(() => {});
     return run;
   }
 
-  private async commitNow(round: number, bytes: Uint8Array): Promise<CheckpointEntry> {
+  stagedPath(round: number, term: number, sha256: string): string {
+    if (!Number.isSafeInteger(round) || round < 0 || !Number.isSafeInteger(term) || term < 0 || !/^[0-9a-f]{64}$/.test(sha256)) {
+      throw new StorageError(`bad staged checkpoint name (round ${round}, term ${term})`);
+    }
+    return path.join(this.checkpointsDir, `staged-round-${round}-t${term}-${sha256}.safetensors`);
+  }
+
+  /**
+   * Stage round `round`'s checkpoint (received in `term`): written atomically beside the committed
+   * ones, not in the index; every other staged file is removed. Not committed state.
+   */
+  async stageCheckpoint(round: number, term: number, bytes: Uint8Array): Promise<StagedEntry> {
+    return this.chained(async () => {
+      const sha256 = sha256Hex(bytes);
+      const file = this.stagedPath(round, term, sha256);
+      await writeAtomic(file, bytes);
+      for (const e of await this.listStagedNow()) if (e.file !== file) await this.removeFile(e.file);
+      return { round, term, sha256, file };
+    });
+  }
+
+  /** The staged checkpoints, oldest round first. */
+  async listStaged(): Promise<StagedEntry[]> {
+    return this.listStagedNow();
+  }
+
+  private async listStagedNow(): Promise<StagedEntry[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.checkpointsDir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw storageError(err, 'read', this.checkpointsDir);
+    }
+    const out: StagedEntry[] = [];
+    for (const name of names) {
+      const m = STAGED_RE.exec(name);
+      if (m === null) continue;
+      out.push({ round: Number(m[1]), term: Number(m[2]), sha256: m[3]!, file: path.join(this.checkpointsDir, name) });
+    }
+    return out.sort((a, b) => a.round - b.round || a.term - b.term);
+  }
+
+  /** A staged checkpoint's bytes, verified against the sha256 in its name; null if missing or corrupt. */
+  async readStaged(entry: StagedEntry): Promise<Uint8Array | null> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(entry.file);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw storageError(err, 'read', entry.file);
+    }
+    if (sha256Hex(bytes) !== entry.sha256) return null;
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Remove the staged checkpoints of rounds up to `round` (all of them when omitted). */
+  async dropStaged(round = Number.MAX_SAFE_INTEGER): Promise<void> {
+    return this.chained(async () => {
+      for (const e of await this.listStagedNow()) if (e.round <= round) await this.removeFile(e.file);
+    });
+  }
+
+  private async removeFile(file: string): Promise<void> {
+    try {
+      await rm(file, { force: true });
+    } catch (err) {
+      throw storageError(err, 'write', file);
+    }
+  }
+
+  private async commitNow(round: number, bytes: Uint8Array, term?: number): Promise<CheckpointEntry> {
     const file = this.checkpointPath(round);
     const entries = await this.listCheckpoints();
     const last = entries.at(-1);
@@ -301,7 +393,7 @@ export class DataDir {
       return last;
     }
     await writeAtomic(file, bytes);
-    const entry: CheckpointEntry = { round, sha256, bytes: bytes.byteLength, committedAt: this.now() };
+    const entry: CheckpointEntry = { round, sha256, bytes: bytes.byteLength, committedAt: this.now(), ...(term !== undefined ? { term } : {}) };
     await writeAtomic(this.indexFile, JSON.stringify({ version: 1, checkpoints: [...entries, entry] }, null, 1) + '\n');
     return entry;
   }

@@ -25,9 +25,17 @@ describe.skipIf(!HAS_FIXTURES)('a 5-member federation on loopback', () => {
     const round1 = new Map<string, { msg: Submission; data: Uint8Array }>();
     let tampered: string | null = null;
     const replies: string[] = [];
+    // The member killed mid-round: the first (not the replayer) about to submit its round 3 update,
+    // held there until the test stops it (members learn of a commit a moment after the aggregator,
+    // so "as soon as round 3 is announced" could already be too late).
+    let victimId: string | null = null;
     const hook = (i: number) => ({
       beforeSubmit: async (round: number, msg: Submission, data: Uint8Array, leader: string) => {
         const me = h.peers[i]!; // the federation's peers are the harness's first five
+        if (round === 3 && me.peerId !== tampered && (victimId === null || victimId === me.peerId)) {
+          victimId = me.peerId;
+          await new Promise<void>(() => {}); // never submits
+        }
         if (round === 1) round1.set(me.peerId, { msg, data });
         if (round !== 2 || tampered !== null || !round1.has(me.peerId)) return;
         tampered = me.peerId;
@@ -60,10 +68,11 @@ describe.skipIf(!HAS_FIXTURES)('a 5-member federation on loopback', () => {
     expect(h.logs.some((l) => /refused a stream from .*message too large/.test(l))).toBe(true);
     expect(h.logs.some((l) => /round 2 committed by a majority \(5\/5 updates/.test(l))).toBe(true);
 
-    // (c) kill a member (not the aggregator) as soon as round 3 is announced to it.
+    // (c) kill a member (not the aggregator) in round 3, before it submits its update.
     const leader0 = leaderOf(peers)!;
-    const victim = peers.find((p) => p !== leader0 && p.peerId !== tampered)!;
-    await h.until('round 3 announced to the victim', () => victim.status().round >= 3, 30_000, 5);
+    await h.until('a member about to submit its round 3 update', () => victimId !== null, 30_000, 5);
+    const victim = peers.find((p) => p.peerId === victimId)!;
+    expect(victim).not.toBe(leader0);
     const victimDir = victim.dir.root;
     await victim.stop();
     await h.until('round 3 committed by the four others', () => peers.filter((p) => p !== victim).every((p) => p.status().committedRound >= 3), 30_000, 20);

@@ -383,4 +383,159 @@ describe('RaftNode durability and membership', () => {
     clock.advance(2 * T);
     expect(node.role).toBe('follower');
   });
+
+  it('votes compare (term, round) of the newest staged or committed round, term first', () => {
+    const sent: [string, RaftMessage][] = [];
+    const make = (id: string) =>
+      new RaftNode({
+        id,
+        members: ['a', 'b', 'c', 'd', 'e', 'f'],
+        electionTimeoutMs: T,
+        committedRound: 4,
+        committedTerm: 2,
+        stagedRound: 5,
+        stagedTerm: 3,
+        clock: new ManualClock(),
+        transport: { send: (to, m) => sent.push([to, m]) },
+        random: () => 0.5,
+        persist: () => {},
+      });
+    const node = make('a');
+    node.start();
+    expect(node.lastEntry()).toEqual({ term: 3, round: 5 });
+    const answer = () => (sent.at(-1)![1] as { granted: boolean }).granted;
+    // Committed round 5 but staged in an older term (a stranded aggregator's round): refused.
+    node.receive('b', { type: 'vote-request', term: 10, committedRound: 5, lastRound: 5, lastTerm: 2 });
+    expect(answer()).toBe(false);
+    // Behind by a round in the same term: refused.
+    node.receive('c', { type: 'vote-request', term: 11, committedRound: 4, lastRound: 4, lastTerm: 3 });
+    expect(answer()).toBe(false);
+    // Only committed rounds, no term (an old peer): refused, being behind.
+    node.receive('d', { type: 'vote-request', term: 12, committedRound: 5 });
+    expect(answer()).toBe(false);
+    // The same staged round: granted; a newer term with fewer rounds: granted too (Raft's rule).
+    node.receive('e', { type: 'vote-request', term: 13, committedRound: 4, lastRound: 5, lastTerm: 3 });
+    expect(answer()).toBe(true);
+    node.receive('f', { type: 'vote-request', term: 14, committedRound: 4, lastRound: 4, lastTerm: 4 });
+    expect(answer()).toBe(true);
+    // Promoting the staged round keeps the last entry; a committed newer round moves it.
+    node.setCommittedRound(5, 'ab'.repeat(32), 3);
+    expect(node.lastEntry()).toEqual({ term: 3, round: 5 });
+    node.setCommittedRound(6, 'cd'.repeat(32), 14);
+    expect(node.lastEntry()).toEqual({ term: 14, round: 6 });
+  });
+
+  it('heartbeats carry the committed round with its sha256 and term', () => {
+    const sim = new Sim({ n: 3, seed: 12, maxDelay: 10 });
+    sim.runFor(2_000);
+    const leader = sim.stableLeader()!;
+    const heard: unknown[] = [];
+    const follower = sim.nodes.get(sim.ids.find((id) => id !== leader.id)!)!;
+    (follower as unknown as { config: { onLeaderCommittedRound: unknown } }).config.onLeaderCommittedRound = (...args: unknown[]) => heard.push(args);
+    leader.setCommittedRound(3, 'ef'.repeat(32), leader.term);
+    sim.runFor(200);
+    expect(heard).toEqual([[3, leader.id, 'ef'.repeat(32), leader.term]]);
+  });
+});
+
+describe('Raft pre-vote', () => {
+  it('a member cut off and back neither raises its term nor deposes the leader (30 seeds); without pre-vote it does', () => {
+    let disruptedWithout = 0;
+    for (let seed = 1; seed <= 30; seed++) {
+      for (const preVote of [true, false]) {
+        const sim = new Sim({ n: 5, seed, maxDelay: 10, preVote });
+        sim.runFor(2_000);
+        const leader = sim.stableLeader()!;
+        expect(leader, `seed ${seed}`).not.toBeNull();
+        const term = leader.term;
+        const lone = sim.ids.find((id) => id !== leader.id)!;
+        sim.partition([[lone], sim.ids.filter((id) => id !== lone)]);
+        sim.runFor(3_000);
+        if (preVote) {
+          expect(sim.nodes.get(lone)!.term, `seed ${seed}`).toBe(term);
+          expect(sim.nodes.get(lone)!.role).toBe('follower');
+        }
+        sim.heal();
+        sim.runFor(2_000);
+        const now = sim.stableLeader();
+        expect(now, `seed ${seed}`).not.toBeNull();
+        if (preVote) {
+          expect(now!.id, `seed ${seed}`).toBe(leader.id);
+          expect(now!.term, `seed ${seed}`).toBe(term);
+          expect(sim.elections.filter((e) => e.term > term)).toEqual([]);
+        } else if (now!.term > term) disruptedWithout++;
+        expect(sim.violations).toEqual([]);
+      }
+    }
+    expect(disruptedWithout).toBeGreaterThan(0);
+  });
+
+  it('still elects a leader when the leader crashes, and never two per term under chaos (40 seeds)', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const sim = new Sim({ n: 5, seed, dropRate: 0.1, duplicateRate: 0.05, minDelay: 1, maxDelay: 30, preVote: true, validate: seed <= 5 });
+      const chaos = mulberry32(seed * 104729);
+      for (let step = 0; step < 100; step++) {
+        const r = chaos();
+        const id = sim.ids[Math.floor(chaos() * sim.ids.length)]!;
+        if (r < 0.2) sim.crash(id);
+        else if (r < 0.45) sim.restart(id);
+        else if (r < 0.6) {
+          const shuffled = [...sim.ids].sort(() => chaos() - 0.5);
+          const cut = 1 + Math.floor(chaos() * 4);
+          sim.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+        } else if (r < 0.8) sim.heal();
+        sim.runFor(chaos() * 300);
+      }
+      for (const id of sim.ids) sim.restart(id);
+      sim.heal();
+      sim.dropRate = 0;
+      sim.runFor(3_000);
+      expect(sim.violations, `seed ${seed}`).toEqual([]);
+      expect(sim.stableLeader(), `seed ${seed}`).not.toBeNull();
+      const first = sim.stableLeader()!;
+      sim.crash(first.id);
+      sim.runFor(3_000);
+      const second = sim.stableLeader();
+      expect(second, `seed ${seed}: no leader after the crash`).not.toBeNull();
+      expect(second!.term).toBeGreaterThan(first.term);
+    }
+  });
+
+  it('a voter that hears a leader refuses a pre-vote, and a pre-vote changes no term', () => {
+    const clock = new ManualClock();
+    const sent: [string, RaftMessage][] = [];
+    const node = new RaftNode({
+      id: 'a',
+      members: ['a', 'b', 'c'],
+      electionTimeoutMs: T,
+      preVote: true,
+      clock,
+      transport: { send: (to, m) => sent.push([to, m]) },
+      random: () => 0.5,
+      persist: () => {},
+    });
+    node.start();
+    node.receive('b', { type: 'heartbeat', term: 2, committedRound: 0, members: ['a', 'b', 'c'], membershipVersion: 0 });
+    expect(node.leaderId).toBe('b');
+    node.receive('c', { type: 'vote-request', term: 3, committedRound: 0, lastRound: 0, lastTerm: 0, preVote: true });
+    expect(sent.at(-1)).toEqual(['c', { type: 'vote-response', term: 2, granted: false, preVote: true }]);
+    expect(node.term).toBe(2);
+    // No leader heard for an election timeout: yes, still without a term change.
+    clock.time += 1.1 * T;
+    node.receive('c', { type: 'vote-request', term: 3, committedRound: 0, lastRound: 0, lastTerm: 0, preVote: true });
+    expect(sent.at(-1)).toEqual(['c', { type: 'vote-response', term: 3, granted: true, preVote: true }]);
+    expect(node.term).toBe(2);
+    expect(node.leaderId).toBe('b');
+    // Its own timeout: a pre-vote first (term unchanged), the election only after a majority said yes.
+    sent.length = 0;
+    clock.advance(3 * T);
+    expect(node.term).toBe(2);
+    expect(node.role).toBe('follower');
+    const asked = sent.filter(([, m]) => m.type === 'vote-request');
+    expect(asked.map(([to]) => to).sort()).toEqual(['b', 'c']);
+    expect(asked[0]![1]).toMatchObject({ term: 3, preVote: true });
+    node.receive('c', { type: 'vote-response', term: 3, granted: true, preVote: true });
+    expect(node.role).toBe('candidate');
+    expect(node.term).toBe(3);
+  });
 });

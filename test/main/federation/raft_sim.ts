@@ -78,6 +78,8 @@ export interface SimOptions {
   electionTimeoutMs?: number;
   capacities?: number[];
   committedRounds?: number[];
+  /** Raft pre-vote at every node (default false). */
+  preVote?: boolean;
   /** Validate every message against the zod schema (slower). */
   validate?: boolean;
 }
@@ -140,6 +142,7 @@ export class Sim {
       capacity: this.options.capacities?.[index] ?? 0,
       electionTimeoutMs: this.options.electionTimeoutMs ?? 100,
       committedRound: this.committedRounds[index] ?? 0,
+      ...(this.options.preVote ? { preVote: true } : {}),
       initial: this.disk.get(id),
       clock: {
         now: () => this.time,

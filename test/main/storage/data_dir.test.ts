@@ -144,6 +144,37 @@ describe('DataDir', () => {
     expect((await reopened.readLatestCheckpoint())?.bytes).toEqual(bytes(64, 22));
   });
 
+  it('stages a checkpoint outside the index, keeps one staged file, and promotes it with its term', async () => {
+    const dir = await openDataDir(root);
+    await dir.commitCheckpoint(1, bytes(100, 1), 1);
+    const a = await dir.stageCheckpoint(2, 3, bytes(100, 2));
+    expect(a.sha256).toBe(createHash('sha256').update(bytes(100, 2)).digest('hex'));
+    expect(path.basename(a.file)).toBe(`staged-round-2-t3-${a.sha256}.safetensors`);
+    // Staged is not committed: the index and the latest checkpoint do not see it.
+    expect((await dir.listCheckpoints()).map((e) => e.round)).toEqual([1]);
+    expect((await dir.readLatestCheckpoint())!.entry.round).toBe(1);
+    await expect(dir.readCheckpoint(2)).rejects.toThrow(/no committed checkpoint/);
+    // Another staging (a newer aggregator) replaces it.
+    const b = await dir.stageCheckpoint(2, 4, bytes(100, 3));
+    expect(await dir.listStaged()).toEqual([b]);
+    expect(await dir.readStaged(b)).toEqual(bytes(100, 3));
+    // Promotion: committed with its term; the staged copy is dropped.
+    const staged = (await dir.readStaged(b))!;
+    const entry = await dir.commitCheckpoint(2, staged, 4);
+    expect(entry.term).toBe(4);
+    await dir.dropStaged(2);
+    expect(await dir.listStaged()).toEqual([]);
+    expect((await dir.listCheckpoints()).map((e) => [e.round, e.term])).toEqual([[1, 1], [2, 4]]);
+    // A corrupt staged file reads as null.
+    const c = await dir.stageCheckpoint(3, 4, bytes(50, 4));
+    await writeFile(c.file, bytes(50, 5));
+    expect(await dir.readStaged(c)).toBeNull();
+    // Reopened: staged files are still there (a cache), never in the index.
+    const again = await openDataDir(root);
+    expect((await again.listStaged()).map((e) => e.round)).toEqual([3]);
+    expect((await again.listCheckpoints()).map((e) => e.round)).toEqual([1, 2]);
+  });
+
   it('reports a corrupt index in one line', async () => {
     const dir = await openDataDir(root);
     await writeFile(dir.indexFile, 'not json');
