@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type BackendName, initBackend } from './backend.ts';
 import { createModel, loadModel } from './models/index.ts';
+import { resolveModelDir } from './models/embedded.ts';
 import { type Batch, type Model, lossOf, plainParams } from './models/model.ts';
 import { GPT2_SMALL, randomCheckpoint } from './models/random.ts';
 import { initTrainable } from './models/lora.ts';
@@ -59,7 +60,7 @@ async function buildModel(args: BenchArgs): Promise<Model> {
     const { config, tensors } = randomCheckpoint(GPT2_SMALL, 0);
     return createModel(config, tensors, task);
   }
-  return (await loadModel(args.model, task)).model;
+  return (await loadModel(resolveModelDir(args.model), task)).model;
 }
 
 /** Runs one mode in this process and returns its measurements. */

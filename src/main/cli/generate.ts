@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
 import { initBackend } from '../../worker/backend.ts';
 import { loadModel } from '../../worker/models/index.ts';
+import { resolveModelDir } from '../../worker/models/embedded.ts';
 import { generate } from '../../worker/generate.ts';
 
 export function generateCommand(program: Command): void {
   program
     .command('generate')
     .description('generate text from a Hugging Face model directory (greedy unless --temperature > 0)')
-    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json)')
+    .option('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json), or "embedded"', 'embedded')
     .option('--prompt <text>', 'prompt text', '')
     .option('--max-new-tokens <n>', 'tokens to generate', positiveInt, 64)
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', nonNegativeNumber, 0)
@@ -19,7 +20,7 @@ export function generateCommand(program: Command): void {
     .addOption(backendOption())
     .action(async (o) => {
       const backend = await initBackend(o.backend);
-      const { model, tokenizer } = await loadModel(o.model, { kind: 'causal-lm' }, { targetModules: [] });
+      const { model, tokenizer } = await loadModel(resolveModelDir(o.model), { kind: 'causal-lm' }, { targetModules: [] });
       if (!tokenizer) throw new Error(`${o.model} has no tokenizer.json`);
       const prompt = tokenizer.encode(o.prompt);
       if (prompt.length === 0) throw new Error('the prompt encodes to no tokens and the tokenizer adds no BOS: give --prompt');
