@@ -33,6 +33,7 @@ const o = new Command()
   .option('--methods <list>', 'methods', METHODS.join(','))
   .option('--model <dir>', 'model', 'embedded')
   .option('--out <dir>', 'output folder', 'bench/results')
+  .option('--report-only', 'rewrite report.md and the plots from the runs already in results.json')
   .parse()
   .opts();
 
@@ -42,6 +43,14 @@ const LR: Record<string, number> = { spry: 1e-4, fedfgd: 1e-4, fedmezo: 1e-4, fe
 async function main() {
   await mkdir(o.out, { recursive: true });
   const runs: Run[] = [];
+  if (o.reportOnly) {
+    const stored = JSON.parse(readFileSync(path.join(o.out, 'results.json'), 'utf8')) as { options: typeof o; runs: Run[] };
+    Object.assign(o, { ...stored.options, out: o.out });
+    runs.push(...stored.runs);
+    await writeFileAtomic(path.join(o.out, 'report.md'), report(runs));
+    await plots(runs);
+    return;
+  }
   for (const task of String(o.tasks).split(','))
     for (const alpha of String(o.alphas).split(',').map(Number))
       for (const method of String(o.methods).split(',')) {
