@@ -133,7 +133,8 @@ async function plots(runs: Run[]): Promise<void> {
   if (!existsSync('/usr/bin/chromium')) return console.log('no /usr/bin/chromium: plots skipped');
   const require = createRequire(import.meta.url);
   const { chromium } = await import('playwright-core');
-  const chartJs = readFileSync(require.resolve('chart.js/dist/chart.umd.js'), 'utf8');
+  // the UMD build is not in chart.js's exports map: find it beside the package's main file
+  const chartJs = readFileSync(path.join(path.dirname(require.resolve('chart.js')), 'chart.umd.js'), 'utf8');
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
   try {
     const page = await browser.newPage({ viewport: { width: 900, height: 520 } });
