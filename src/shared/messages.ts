@@ -64,6 +64,8 @@ export const federationSettingsSchema = z.object({
   roundDeadlineMs: natSchema.optional(),
   /** The full model spec every peer loads (adapter shape and initial seed included). */
   modelSpec: ModelSpec.optional(),
+  /** sha256 of the base model's files (config.json, weights): a joiner's own copy must match. */
+  modelFingerprint: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   /** Rounds to run in all. */
   rounds: natSchema.optional(),
   /** Members that must be connected before a round starts. */

@@ -50,6 +50,8 @@ import { roundSeed } from '../../shared/seeds.ts';
 import { DataSpec, ModelSpec, type InitReply, type MemorySample } from '../../shared/worker_protocol.ts';
 import type { TensorSpec, Weights } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
+import { modelFingerprint } from '../../worker/io/hf_dir.ts';
+import { resolveModelDir } from '../../worker/models/embedded.ts';
 
 /** This peer's own, local configuration (never shared): its name, its data, its addresses. */
 export const localConfigSchema = z.object({
@@ -223,6 +225,15 @@ export async function signSettings(s: FederationSettings, key: PrivateKey): Prom
   const unsigned = { ...s, creator };
   delete unsigned.signature;
   return { ...unsigned, signature: Buffer.from(await key.sign(signedSettingsBytes(unsigned))).toString('hex') };
+}
+
+/** This machine's copy of the federation's base model must be the very files the creator used. */
+export async function checkModel(s: FederationSettings): Promise<void> {
+  if (s.modelFingerprint === undefined || s.modelSpec === undefined) return;
+  const dir = resolveModelDir(s.modelSpec.model);
+  const mine = await modelFingerprint(dir);
+  if (mine !== s.modelFingerprint)
+    throw new Error(`join refused: the model at ${dir} is not the federation's (fingerprint ${mine.slice(0, 12)}…, expected ${s.modelFingerprint.slice(0, 12)}…)`);
 }
 
 export async function verifySettings(s: FederationSettings): Promise<void> {
@@ -442,6 +453,7 @@ export class Peer {
       hyperparameters: Object.fromEntries(Object.entries(hp).filter(([, v]) => v !== undefined)) as Record<string, number | string | boolean>,
       roundDeadlineMs: c.roundDeadlineMs ?? 60_000,
       modelSpec: model,
+      modelFingerprint: await modelFingerprint(resolveModelDir(model.model)),
       rounds: c.rounds,
       minMembers: c.minMembers,
       seed: c.seed ?? 0,
@@ -545,6 +557,7 @@ export class Peer {
       if (reply.type !== 'join-accepted') throw new Error(`join refused: ${reply.reason}`);
       if (reply.settings.federationId !== invite.federationId) throw new Error('join refused: the inviter answered for another federation');
       await verifySettings(reply.settings);
+      await checkModel(reply.settings);
       await this.writeLocal({ version: 1, name: peerName, data: dataSpec, listen, announce: this.options.announce });
       this.fed = await this.dir.writeFederation({
         version: 1,

@@ -1,0 +1,52 @@
+// A joiner whose copy of the base model differs from the creator's is refused before it trains.
+import { afterAll, describe, expect, it } from 'vitest';
+import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Peer } from '../../../src/main/federation/peer.ts';
+import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
+
+const peers: Peer[] = [];
+const dirs: string[] = [];
+
+afterAll(async () => {
+  await Promise.all(peers.map((p) => p.stop()));
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+const tmp = async (tag: string) => {
+  const d = await mkdtemp(path.join(os.tmpdir(), `ff-fp-${tag}-`));
+  dirs.push(d);
+  return d;
+};
+
+const data = (domain: string) => ({ source: 'sentiment', split: { kind: 'local' as const, client: domain, domain }, seed: 1, limit: 12 });
+
+describe.skipIf(!HAS_FIXTURES)('model fingerprint', () => {
+  it('refuses a joiner whose local model files differ, and accepts one whose files match', { timeout: 60_000 }, async () => {
+    const model = path.join(await tmp('model'), 'hf');
+    await cp(path.join(FIXTURES, 'stories260K', 'hf'), model, { recursive: true });
+    const a = await Peer.open({ dataDir: await tmp('a'), listen: ['/ip4/127.0.0.1/tcp/0'] });
+    peers.push(a);
+    const settings = await a.create({
+      name: 'fingerprint', peerName: 'imdb', model: { model, backend: 'wasm', maxLength: 16 }, data: data('imdb'),
+      hp: { maxLocalSteps: 1, batchSize: 4, maxLength: 16 }, rounds: 1, minMembers: 1,
+    });
+    expect(settings.modelFingerprint).toMatch(/^[0-9a-f]{64}$/);
+    await a.start();
+    const code = await a.invite({ uses: 2, expiresMs: 60_000 });
+
+    const config = path.join(model, 'config.json');
+    const original = await readFile(config);
+    await appendFile(config, '\n'); // same JSON, different bytes: a different model file
+    const b = await Peer.open({ dataDir: await tmp('b'), listen: ['/ip4/127.0.0.1/tcp/0'] });
+    peers.push(b);
+    await expect(b.join(code, 'yelp', data('yelp'))).rejects.toThrow(/^join refused: the model at .* is not the federation's/);
+
+    await writeFile(config, original);
+    const c = await Peer.open({ dataDir: await tmp('c'), listen: ['/ip4/127.0.0.1/tcp/0'] });
+    peers.push(c);
+    await c.join(code, 'amazon', data('amazon'));
+    expect(c.status().federation).not.toBeNull();
+  });
+});
