@@ -15,4 +15,14 @@ export interface TensorSpec {
 /** The global adapter as plain float32 arrays, by tensor name. */
 export type Weights = Map<string, Float32Array>;
 
+/** Tensor names of the given units, in unit order. */
+export function tensorsOf(units: Unit[], names: string[]): string[] {
+  const by = new Map(units.map((u) => [u.name, u.tensors]));
+  return names.flatMap((n) => {
+    const t = by.get(n);
+    if (!t) throw new Error(`unit "${n}" is not part of this model`);
+    return t;
+  });
+}
+
 export const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);

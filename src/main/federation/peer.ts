@@ -30,7 +30,6 @@ import { hashWeights, packWeights, parseCheckpoint, serializeCheckpoint, unpackW
 import { openDataDir, type DataDir, type FederationFile } from '../storage/data_dir.ts';
 import { ComputePool } from '../compute/pool.ts';
 import { Strategy, type RoundPlan } from '../spry/strategy.ts';
-import { tensorsOf } from '../spry/assignment.ts';
 import { emptyServerState, type ServerOptState } from '../spry/server_optimizer.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import {
@@ -48,7 +47,7 @@ import { createInvite, decodeInvite, InviteError, InviteTable, verifyInviteSigna
 import { HyperParams, methodSpec, perIteration } from '../../shared/methods.ts';
 import { roundSeed } from '../../shared/seeds.ts';
 import { DataSpec, ModelSpec, type InitReply, type MemorySample } from '../../shared/worker_protocol.ts';
-import type { TensorSpec, Weights } from '../../shared/units.ts';
+import { type TensorSpec, type Weights, tensorsOf } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
 import { modelFingerprint } from '../../worker/io/hf_dir.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
@@ -1191,18 +1190,8 @@ export class Peer {
   }
 
   private async evaluate(round: number, extra: Partial<RoundMetric> = {}): Promise<void> {
-    const pool = this.pool;
-    const c = this.committed;
-    if (pool === null || c === null || c.round !== round) return;
-    const r = await pool.run<'evaluate'>({ type: 'evaluate', client: this.workerClient, globals: c.globals, batchSize: 32 });
-    const metric: RoundMetric = {
-      round,
-      peer: this.local!.name,
-      testLoss: r.result.loss,
-      accuracy: this.init!.labels.length > 0 && r.result.total > 0 ? r.result.correct / r.result.total : null,
-      ...extra,
-      at: Date.now(),
-    };
+    if (this.pool === null || this.committed?.round !== round) return;
+    const metric: RoundMetric = { ...(await this.evaluateCommitted()), ...extra };
     this.lastMetric = metric;
     await this.dir.appendMetric({ ...metric });
     this.emit('round', { ...metric });

@@ -22,13 +22,3 @@ export function assignUnits(units: Unit[], clients: string[], split: boolean): M
   else clients.forEach((c, j) => out.get(c)!.push(units[j % units.length].name));
   return out;
 }
-
-/** Tensor names of the given units. */
-export function tensorsOf(units: Unit[], names: string[]): string[] {
-  const by = new Map(units.map((u) => [u.name, u.tensors]));
-  return names.flatMap((n) => {
-    const t = by.get(n);
-    if (!t) throw new Error(`unknown unit "${n}"`);
-    return t;
-  });
-}

@@ -9,7 +9,7 @@ import { type EncodedSet, batchOf } from './batching.ts';
 import { Rng } from '../rng.ts';
 import { type HyperParams, type MethodSpec, estimatorOf, perIteration } from '../../shared/methods.ts';
 import { stepSeed } from '../../shared/seeds.ts';
-import type { Weights } from '../../shared/units.ts';
+import { type Weights, tensorsOf } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
 
 export interface ClientTask {
@@ -33,12 +33,7 @@ export interface ClientProgress {
 export function localTrain(model: Model, task: ClientTask, data: EncodedSet, onStep?: (p: ClientProgress) => void): ClientUpdate {
   const { method, hp, client, roundSeed } = task;
   if (data.ids.length === 0) throw new Error(`client ${client} has no training examples`);
-  const unitTensors = new Map(model.units.map((u) => [u.name, u.tensors]));
-  const names = task.units.flatMap((u) => {
-    const t = unitTensors.get(u);
-    if (!t) throw new Error(`unit "${u}" is not part of this model`);
-    return t;
-  });
+  const names = tensorsOf(model.units, task.units);
   const values = new Map(model.trainable.map((s) => {
     const w = task.globals.get(s.name);
     if (!w) throw new Error(`the global adapter lacks tensor "${s.name}"`);
