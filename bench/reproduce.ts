@@ -1,6 +1,10 @@
 // Reproduction of the Spry paper's relative claims on the embedded model:
 //   npm run reproduce -- [--rounds 20] [--tasks sentiment,brown-genre] [--alphas 1,0.1] [--out bench/results]
 // Runs every method with the same budget (clients, rounds, local steps), then writes results.json,
+// (after each run, so an interrupted reproduction goes on where it stopped when run again with the
+// same budget; --fresh starts over),
+// and first a reference: what finetuning can reach on the model at all (backprop on the pooled
+// sentiment data, a larger LoRA, a few epochs), so the federated results can be read against it;
 // a Markdown report with each claim's verdict and figures, and PNG plots of accuracy against rounds
 // and against wall time (Chart.js rendered in Chromium, when /usr/bin/chromium exists).
 import { Command } from 'commander';
@@ -22,6 +26,17 @@ interface Run {
   rounds: RoundMetrics[];
 }
 
+/** Centralized finetuning with backprop: the headroom of the model on the task. */
+interface Reference {
+  task: string;
+  epochs: number;
+  lora: { r: number; alpha: number; dropout: number; targetModules: string[] };
+  lr: number;
+  batchSize: number;
+  initialAccuracy: number;
+  rounds: RoundMetrics[];
+}
+
 const o = new Command()
   .option('--rounds <n>', 'rounds per run', Number, 20)
   .option('--clients <n>', 'clients', Number, 10)
@@ -34,6 +49,9 @@ const o = new Command()
   .option('--model <dir>', 'model', 'embedded')
   .option('--out <dir>', 'output folder', 'bench/results')
   .option('--report-only', 'rewrite report.md and the plots from the runs already in results.json')
+  .option('--fresh', 'ignore the runs already in results.json')
+  .option('--reference-epochs <n>', 'epochs of the centralized backprop reference (0 = none)', Number, 3)
+  .option('--reference-targets <list>', 'LoRA target modules of the reference (default: every GPT-2 linear layer)', 'c_attn,c_proj,c_fc')
   .parse()
   .opts();
 
@@ -43,17 +61,37 @@ const LR: Record<string, number> = { spry: 1e-4, fedfgd: 1e-4, fedmezo: 1e-4, fe
 async function main() {
   await mkdir(o.out, { recursive: true });
   const runs: Run[] = [];
+  let reference: Reference | null = null;
   if (o.reportOnly) {
-    const stored = JSON.parse(readFileSync(path.join(o.out, 'results.json'), 'utf8')) as { options: typeof o; runs: Run[] };
+    const stored = JSON.parse(readFileSync(path.join(o.out, 'results.json'), 'utf8')) as { options: typeof o; runs: Run[]; reference?: Reference };
     Object.assign(o, { ...stored.options, out: o.out });
     runs.push(...stored.runs);
-    await writeFileAtomic(path.join(o.out, 'report.md'), report(runs));
+    reference = stored.reference ?? null;
+    await writeFileAtomic(path.join(o.out, 'report.md'), report(runs, reference));
     await plots(runs);
     return;
+  }
+  const resultsFile = path.join(o.out, 'results.json');
+  if (!o.fresh && existsSync(resultsFile)) {
+    const stored = JSON.parse(readFileSync(resultsFile, 'utf8')) as { options: typeof o; runs: Run[]; reference?: Reference };
+    const budget = ['rounds', 'clients', 'perRound', 'maxLocalSteps', 'limit', 'model'] as const;
+    if (budget.every((k) => stored.options[k] === o[k])) {
+      runs.push(...stored.runs);
+      reference = stored.reference ?? null;
+    } else console.log(`${resultsFile} has runs with another budget; starting over`);
+  }
+  const save = () => writeFileAtomic(resultsFile, JSON.stringify({ options: o, reference, runs }, null, 2));
+  if (o.referenceEpochs > 0 && reference?.epochs !== o.referenceEpochs) {
+    reference = await centralizedReference('sentiment', o.referenceEpochs, String(o.referenceTargets).split(','));
+    await save();
   }
   for (const task of String(o.tasks).split(','))
     for (const alpha of String(o.alphas).split(',').map(Number))
       for (const method of String(o.methods).split(',')) {
+        if (runs.some((r) => r.task === task && r.alpha === alpha && r.method === method)) {
+          console.log(`${task} α=${alpha} ${method}: already in ${resultsFile}`);
+          continue;
+        }
         const hp = HyperParams.parse({ lr: LR[method] ?? 1e-3, maxLocalSteps: o.maxLocalSteps, batchSize: 8, maxLength: 64 });
         const res = await simulate({
           method,
@@ -67,11 +105,28 @@ async function main() {
         const last = res.rounds.at(-1)!;
         console.log(`${task} α=${alpha} ${method}: ${pct(res.initial.accuracy)} → ${pct(last.accuracy)}, ${(sum(res.rounds.map((r) => r.wallMs)) / 1000).toFixed(0)} s, peak ${(max(res.rounds.map((r) => r.peakTensorBytes)) / 2 ** 20).toFixed(1)} MB`);
         runs.push({ task, alpha, method, initialAccuracy: res.initial.accuracy ?? 0, rounds: res.rounds });
-        await writeFileAtomic(path.join(o.out, 'results.json'), JSON.stringify({ options: o, runs }, null, 2));
+        await save();
       }
-  await writeFileAtomic(path.join(o.out, 'report.md'), report(runs));
+  await writeFileAtomic(path.join(o.out, 'report.md'), report(runs, reference));
   await plots(runs);
   console.log(`report: ${path.join(o.out, 'report.md')}`);
+}
+
+/** Every example in one client, LoRA on every linear layer, full epochs of backprop: the model's headroom. */
+async function centralizedReference(task: string, epochs: number, targetModules: string[]): Promise<Reference> {
+  const lora = { r: 8, alpha: 16, dropout: 0, targetModules };
+  const lr = 1e-3, batchSize = 16;
+  const res = await simulate({
+    method: 'fedavg',
+    model: { model: o.model, lora, backend: 'auto', maxLength: 64, initSeed: 0 },
+    data: { source: task, split: { kind: 'dirichlet', clients: 1, alpha: 1 }, seed: 0, trainFraction: 0.8, limit: 0 },
+    perRound: 1,
+    rounds: epochs,
+    seed: 0,
+    hp: HyperParams.parse({ lr, batchSize, maxLength: 64 }),
+  });
+  console.log(`${task} reference (centralized backprop, ${epochs} epochs): ${pct(res.initial.accuracy)} → ${res.rounds.map((r) => pct(r.accuracy)).join(', ')}`);
+  return { task, epochs, lora, lr, batchSize, initialAccuracy: res.initial.accuracy ?? 0, rounds: res.rounds };
 }
 
 const sum = (a: number[]) => a.reduce((s, x) => s + x, 0);
@@ -90,14 +145,28 @@ function timeTo(r: Run, target: number): number | null {
   return null;
 }
 
-function report(runs: Run[]): string {
+function report(runs: Run[], reference: Reference | null): string {
   const lines = [
     '# Reproduction of the Spry paper\'s claims on the embedded model',
     '',
-    `Generated by \`npm run reproduce\` (${o.rounds} rounds, ${o.clients} clients, ${o.perRound} per round, ${o.maxLocalSteps} local steps, model ${o.model}).`,
+    `Generated by \`npm run reproduce\` (${o.rounds} rounds, ${o.clients} clients, ${o.perRound} per round, ${o.maxLocalSteps} local steps${o.limit > 0 ? `, at most ${o.limit} examples per client` : ''}, model ${o.model}).`,
     'Accuracy is generalized accuracy: the global adapter on every client\'s local test split, weighted by examples.',
     '',
   ];
+  if (reference) {
+    const l = reference.lora;
+    lines.push(
+      `## Reference: what finetuning reaches on this model (${reference.task})`,
+      '',
+      `Backprop on all the training examples pooled in one client (no federation), LoRA r = ${l.r}, α = ${l.alpha} on ${l.targetModules.join(', ')} plus the head, AdamW lr ${reference.lr}, batch ${reference.batchSize}, ${reference.epochs} epochs; accuracy on a held-out 20 % of the examples (the federated runs hold out 20 % of each client's).`,
+      '',
+      '| | untrained head | ' + reference.rounds.map((r) => `epoch ${r.round}`).join(' | ') + ' |',
+      '|---|---|' + reference.rounds.map(() => '---|').join(''),
+      `| accuracy | ${pct(reference.initialAccuracy)} | ${reference.rounds.map((r) => pct(r.accuracy)).join(' | ')} |`,
+      `| test loss | | ${reference.rounds.map((r) => r.testLoss.toFixed(4)).join(' | ')} |`,
+      '',
+    );
+  }
   for (const task of new Set(runs.map((r) => r.task)))
     for (const alpha of new Set(runs.map((r) => r.alpha))) {
       const group = runs.filter((r) => r.task === task && r.alpha === alpha);
