@@ -1,5 +1,5 @@
 // Reproduction of the Spry paper's relative claims on the embedded model:
-//   npm run reproduce -- [--rounds 20] [--tasks sentiment,brown-genre] [--alphas 1,0.1] [--out bench/results]
+//   npm run reproduce -- [--rounds 10] [--tasks sentiment,brown-genre] [--alphas 1,0.1] [--out bench/results]
 // Runs every method with the same budget (clients, rounds, local steps), then writes results.json,
 // (after each run, so an interrupted reproduction goes on where it stopped when run again with the
 // same budget; --fresh starts over),
@@ -38,11 +38,11 @@ interface Reference {
 }
 
 const o = new Command()
-  .option('--rounds <n>', 'rounds per run', Number, 20)
+  .option('--rounds <n>', 'rounds per run', Number, 10)
   .option('--clients <n>', 'clients', Number, 10)
   .option('--per-round <n>', 'clients per round', Number, 5)
   .option('--max-local-steps <n>', 'local steps per client per round', Number, 10)
-  .option('--limit <n>', 'examples per client (0 = all)', Number, 0)
+  .option('--limit <n>', 'examples per client (0 = all; brown-genre has 5,734 per client, sentiment 300)', Number, 300)
   .option('--tasks <list>', 'tasks', 'sentiment,brown-genre')
   .option('--alphas <list>', 'Dirichlet alphas', '1,0.1')
   .option('--methods <list>', 'methods', METHODS.join(','))
