@@ -219,6 +219,7 @@ async function plots(runs: Run[]): Promise<void> {
     for (const task of new Set(runs.map((r) => r.task)))
       for (const alpha of new Set(runs.map((r) => r.alpha))) {
         const group = runs.filter((r) => r.task === task && r.alpha === alpha);
+        if (group.length === 0) continue;
         for (const axis of ['rounds', 'time'] as const) {
           const datasets = group.map((r) => {
             let t = 0;
