@@ -62,8 +62,10 @@ async function main() {
   await mkdir(o.out, { recursive: true });
   const runs: Run[] = [];
   let reference: Reference | null = null;
+  const resultsFile = path.join(o.out, 'results.json');
+  const readResults = () => JSON.parse(readFileSync(resultsFile, 'utf8')) as { options: typeof o; runs: Run[]; reference?: Reference };
   if (o.reportOnly) {
-    const stored = JSON.parse(readFileSync(path.join(o.out, 'results.json'), 'utf8')) as { options: typeof o; runs: Run[]; reference?: Reference };
+    const stored = readResults();
     Object.assign(o, { ...stored.options, out: o.out });
     runs.push(...stored.runs);
     reference = stored.reference ?? null;
@@ -71,9 +73,8 @@ async function main() {
     await plots(runs);
     return;
   }
-  const resultsFile = path.join(o.out, 'results.json');
   if (!o.fresh && existsSync(resultsFile)) {
-    const stored = JSON.parse(readFileSync(resultsFile, 'utf8')) as { options: typeof o; runs: Run[]; reference?: Reference };
+    const stored = readResults();
     const budget = ['rounds', 'clients', 'perRound', 'maxLocalSteps', 'limit', 'model'] as const;
     if (budget.every((k) => stored.options[k] === o[k])) {
       runs.push(...stored.runs);
