@@ -146,6 +146,13 @@ export const joinRequestSchema = z.object({
   /** The invite code exactly as the person pasted it. */
   invite: z.string().min(1).max(4096),
   peer: peerInfoSchema,
+  /** The joiner's fingerprint of its copy of the base model, once it has seen the terms. */
+  modelFingerprint: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+});
+/** The settings, for a joiner to check its base model against before it becomes a member. */
+export const joinTermsSchema = z.object({
+  type: z.literal('join-terms'),
+  settings: federationSettingsSchema,
 });
 export const joinAcceptedSchema = z.object({
   type: z.literal('join-accepted'),
@@ -162,6 +169,7 @@ export const joinRefusedSchema = z.object({
 export type JoinRequest = z.infer<typeof joinRequestSchema>;
 export type JoinAccepted = z.infer<typeof joinAcceptedSchema>;
 export type JoinRefused = z.infer<typeof joinRefusedSchema>;
+export type JoinTerms = z.infer<typeof joinTermsSchema>;
 
 // ---- rounds -----------------------------------------------------------------------------------
 
@@ -289,6 +297,7 @@ export const MESSAGE_LIMITS = {
   ack: { json: 1 * KiB, data: 0 },
   error: { json: 4 * KiB, data: 0 },
   'join-request': { json: 16 * KiB, data: 0 },
+  'join-terms': { json: 512 * KiB, data: 0 },
   'join-accepted': { json: 512 * KiB, data: 0 },
   'join-refused': { json: 4 * KiB, data: 0 },
   'round-announce': { json: 4 * MiB, data: 0 },
@@ -357,8 +366,8 @@ export const PROTOCOLS = {
     '/fedforward/join/1.0.0',
     joinRequestSchema,
     ['join-request'],
-    z.discriminatedUnion('type', [joinAcceptedSchema, joinRefusedSchema, errorReplySchema]),
-    ['join-accepted', 'join-refused', 'error'],
+    z.discriminatedUnion('type', [joinTermsSchema, joinAcceptedSchema, joinRefusedSchema, errorReplySchema]),
+    ['join-terms', 'join-accepted', 'join-refused', 'error'],
   ),
   round: defineProtocol('/fedforward/round/1.0.0', roundAnnounceSchema, ['round-announce'], ackOrError, [
     'ack',

@@ -38,6 +38,7 @@ import {
   type CommitAck,
   type ErrorReply,
   type FederationSettings,
+  type JoinRequest,
   type PeerInfo,
   type RoundAnnounce,
   type UpdateSubmission,
@@ -226,13 +227,22 @@ export async function signSettings(s: FederationSettings, key: PrivateKey): Prom
   return { ...unsigned, signature: Buffer.from(await key.sign(signedSettingsBytes(unsigned))).toString('hex') };
 }
 
-/** This machine's copy of the federation's base model must be the very files the creator used. */
-export async function checkModel(s: FederationSettings): Promise<void> {
-  if (s.modelFingerprint === undefined || s.modelSpec === undefined) return;
+/** This machine's copy of the federation's base model must be the very files the creator used;
+ *  returns its fingerprint (none when the settings name none). */
+export async function checkModel(s: FederationSettings): Promise<string | undefined> {
+  if (s.modelFingerprint === undefined || s.modelSpec === undefined) return undefined;
   const dir = resolveModelDir(s.modelSpec.model);
   const mine = await modelFingerprint(dir);
   if (mine !== s.modelFingerprint)
     throw new Error(`join refused: the model at ${dir} is not the federation's (fingerprint ${mine.slice(0, 12)}…, expected ${s.modelFingerprint.slice(0, 12)}…)`);
+  return mine;
+}
+
+/** What a joiner checks of the settings an inviter sent: the federation, the creator's signature, the model. */
+async function acceptTerms(s: FederationSettings, federationId: string): Promise<string | undefined> {
+  if (s.federationId !== federationId) throw new Error('join refused: the inviter answered for another federation');
+  await verifySettings(s);
+  return checkModel(s);
 }
 
 export async function verifySettings(s: FederationSettings): Promise<void> {
@@ -545,18 +555,20 @@ export class Peer {
         multiaddrs: node.getMultiaddrs().map((m) => m.toString()).slice(0, 16),
         capacity: this.options.capacity ?? 1,
       };
-      let reply;
-      for (let attempt = 0; ; attempt++) {
-        const res = await request(node, invite.bootstrap.map((a) => multiaddr(a)), PROTOCOLS.join, { type: 'join-request', invite: code, peer: self }, { timeoutMs: 20_000 });
-        reply = res.msg;
-        // The inviter may be between elections: it says so, and we ask again.
-        if (reply.type === 'join-accepted' || !reply.reason.includes('try again') || attempt >= 20) break;
-        await sleep(500);
-      }
-      if (reply.type !== 'join-accepted') throw new Error(`join refused: ${reply.reason}`);
-      if (reply.settings.federationId !== invite.federationId) throw new Error('join refused: the inviter answered for another federation');
-      await verifySettings(reply.settings);
-      await checkModel(reply.settings);
+      const ask = async (fingerprint?: string) => {
+        for (let attempt = 0; ; attempt++) {
+          const { msg } = await request(node, invite.bootstrap.map((a) => multiaddr(a)), PROTOCOLS.join, { type: 'join-request', invite: code, peer: self, modelFingerprint: fingerprint }, { timeoutMs: 20_000 });
+          // The inviter may be between elections: it says so, and we ask again.
+          if (msg.type !== 'join-refused' || !msg.reason.includes('try again') || attempt >= 20) return msg;
+          await sleep(500);
+        }
+      };
+      // First the terms: a joiner whose base model differs stops here, before it is a member and
+      // without using up the invite.
+      let reply = await ask();
+      if (reply.type === 'join-terms') reply = await ask(await acceptTerms(reply.settings, invite.federationId));
+      if (reply.type !== 'join-accepted') throw new Error(`join refused: ${reply.type === 'join-terms' ? 'the inviter did not take this model fingerprint' : reply.reason}`);
+      await acceptTerms(reply.settings, invite.federationId);
       await this.writeLocal({ version: 1, name: peerName, data: dataSpec, listen, announce: this.options.announce });
       this.fed = await this.dir.writeFederation({
         version: 1,
@@ -812,7 +824,7 @@ export class Peer {
       },
       { timeoutMs: 5000, onError },
     );
-    await registerProtocol(node, PROTOCOLS.join, (msg, from) => this.onJoin(msg.invite, msg.peer, from.toString()), { timeoutMs: 20_000, onError });
+    await registerProtocol(node, PROTOCOLS.join, (msg, from) => this.onJoin(msg, from.toString()), { timeoutMs: 20_000, onError });
     await registerProtocol(node, PROTOCOLS.round, (msg, from) => this.onAnnounce(msg, from.toString()), { onError });
     await registerProtocol(node, PROTOCOLS.weights, (msg, from) => this.onFetch(msg.sha256, from.toString()), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.update, (msg, from, data) => this.onUpdate(msg, from.toString(), data), { timeoutMs: 120_000, onError });
@@ -820,7 +832,7 @@ export class Peer {
     await registerProtocol(node, PROTOCOLS.checkpoint, (msg, from) => this.onCheckpointFetch(msg.round, from.toString()), { timeoutMs: 120_000, onError });
   }
 
-  private async onJoin(code: string, info: PeerInfo, from: string) {
+  private async onJoin({ invite: code, peer: info, modelFingerprint: theirs }: JoinRequest, from: string) {
     const refuse = (reason: string) => {
       this.log(`join refused for ${short(from)}: ${reason}`);
       return { type: 'join-refused' as const, reason };
@@ -834,6 +846,10 @@ export class Peer {
       await verifyInviteSignature(invite, [this.peerId]);
       if (!this.isMember(from)) {
         (await this.readInvites()).check(invite.inviteId);
+        const want = fed.settings.modelFingerprint;
+        if (want !== undefined && theirs === undefined) return { type: 'join-terms' as const, settings: fed.settings };
+        if (want !== undefined && theirs !== want)
+          return refuse(`the joiner's base model is not the federation's (fingerprint ${theirs!.slice(0, 12)}…, expected ${want.slice(0, 12)}…)`);
         if (!raft.isLeader) return refuse('the inviter is not the aggregator right now; try again in a few seconds');
         const run = this.inviteChain.then(async () => {
           const table = await this.readInvites();

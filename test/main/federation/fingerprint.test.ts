@@ -1,9 +1,16 @@
-// A joiner whose copy of the base model differs from the creator's is refused before it trains.
+// A joiner whose copy of the base model differs from the creator's is refused before it becomes a
+// member: the inviter lists no such member and the invite stays unused.
 import { afterAll, describe, expect, it } from 'vitest';
 import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { multiaddr } from '@multiformats/multiaddr';
 import { Peer } from '../../../src/main/federation/peer.ts';
+import { createPeerNode } from '../../../src/main/federation/node.ts';
+import { request } from '../../../src/main/federation/wire.ts';
+import { PROTOCOLS } from '../../../src/shared/messages.ts';
+import { decodeInvite } from '../../../src/shared/invite.ts';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
 
 const peers: Peer[] = [];
@@ -23,7 +30,7 @@ const tmp = async (tag: string) => {
 const data = (domain: string) => ({ source: 'sentiment', split: { kind: 'local' as const, client: domain, domain }, seed: 1, limit: 12 });
 
 describe.skipIf(!HAS_FIXTURES)('model fingerprint', () => {
-  it('refuses a joiner whose local model files differ, and accepts one whose files match', { timeout: 60_000 }, async () => {
+  it('refuses a joiner whose model files differ without admitting it or using its invite, and accepts one whose files match', { timeout: 60_000 }, async () => {
     const model = path.join(await tmp('model'), 'hf');
     await cp(path.join(FIXTURES, 'stories260K', 'hf'), model, { recursive: true });
     const a = await Peer.open({ dataDir: await tmp('a'), listen: ['/ip4/127.0.0.1/tcp/0'] });
@@ -34,7 +41,7 @@ describe.skipIf(!HAS_FIXTURES)('model fingerprint', () => {
     });
     expect(settings.modelFingerprint).toMatch(/^[0-9a-f]{64}$/);
     await a.start();
-    const code = await a.invite({ uses: 2, expiresMs: 60_000 });
+    const code = await a.invite({ uses: 1, expiresMs: 60_000 });
 
     const config = path.join(model, 'config.json');
     const original = await readFile(config);
@@ -42,11 +49,29 @@ describe.skipIf(!HAS_FIXTURES)('model fingerprint', () => {
     const b = await Peer.open({ dataDir: await tmp('b'), listen: ['/ip4/127.0.0.1/tcp/0'] });
     peers.push(b);
     await expect(b.join(code, 'yelp', data('yelp'))).rejects.toThrow(/^join refused: the model at .* is not the federation's/);
+    expect(a.status().members).toEqual([a.peerId]);
+    expect(b.status().federation).toBeNull();
+
+    // A joiner that sends some other fingerprint (an older copy, or a lie) is refused by the inviter.
+    const invite = decodeInvite(code);
+    const key = await generateKeyPair('Ed25519');
+    const stranger = await createPeerNode({ privateKey: key, swarmKey: invite.swarmKey, listen: ['/ip4/127.0.0.1/tcp/0'] });
+    try {
+      const peer = { peerId: stranger.peerId.toString(), name: 'liar', multiaddrs: [], capacity: 1 };
+      const terms = await request(stranger, invite.bootstrap.map((m) => multiaddr(m)), PROTOCOLS.join, { type: 'join-request', invite: code, peer });
+      expect(terms.msg).toMatchObject({ type: 'join-terms', settings: { modelFingerprint: settings.modelFingerprint } });
+      const lie = await request(stranger, invite.bootstrap.map((m) => multiaddr(m)), PROTOCOLS.join, { type: 'join-request', invite: code, peer, modelFingerprint: '0'.repeat(64) });
+      expect(lie.msg).toMatchObject({ type: 'join-refused', reason: expect.stringMatching(/^the joiner's base model is not the federation's/) });
+    } finally {
+      await stranger.stop();
+    }
+    expect(a.status().members).toEqual([a.peerId]);
 
     await writeFile(config, original);
     const c = await Peer.open({ dataDir: await tmp('c'), listen: ['/ip4/127.0.0.1/tcp/0'] });
     peers.push(c);
-    await c.join(code, 'amazon', data('amazon'));
+    await c.join(code, 'amazon', data('amazon')); // the same one-use invite: nobody used it yet
     expect(c.status().federation).not.toBeNull();
+    expect(a.status().members).toEqual([a.peerId, c.peerId]);
   });
 });
