@@ -73,7 +73,15 @@ export function demoCommand(program: Command): void {
           rounds: round,
           organisations: ORGS.map((org, i) => {
             const sent = [...peers[i].traffic().values()].reduce((s, t) => s + t.sent, 0);
-            return { name: org, accuracyBefore: before[i].accuracy, accuracyAfter: after[i].accuracy, peakTensorBytes: peers[i].memoryPeak().tensorBytes, bytesSent: sent };
+            return {
+              name: org,
+              accuracyBefore: before[i].accuracy,
+              accuracyAfter: after[i].accuracy,
+              testLossBefore: before[i].testLoss,
+              testLossAfter: after[i].testLoss,
+              peakTensorBytes: peers[i].memoryPeak().tensorBytes,
+              bytesSent: sent,
+            };
           }),
           // the three demo peers share one process, so RSS is theirs together
           peakRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -81,9 +89,13 @@ export function demoCommand(program: Command): void {
           adapter: adapterDir,
         };
         if (o.json) return console.log(JSON.stringify(summary, null, 2));
-        log('\norganisation  accuracy before → after   peak tensor memory   sent');
+        log('\norganisation  accuracy before → after   test loss before → after   peak tensor memory   sent');
         for (const s of summary.organisations)
-          log(`${s.name.padEnd(12)}  ${pct(s.accuracyBefore).padStart(6)} → ${pct(s.accuracyAfter).padEnd(6)}        ${(s.peakTensorBytes / MB).toFixed(1).padStart(6)} MB        ${(s.bytesSent / 1024).toFixed(0)} KiB`);
+          log(
+            `${s.name.padEnd(12)}  ${pct(s.accuracyBefore).padStart(6)} → ${pct(s.accuracyAfter).padEnd(6)}        ` +
+              `${s.testLossBefore.toFixed(4)} → ${s.testLossAfter.toFixed(4)}          ` +
+              `${(s.peakTensorBytes / MB).toFixed(1).padStart(6)} MB        ${(s.bytesSent / 1024).toFixed(0)} KiB`,
+          );
         log(`peak RSS of the process running all three peers: ${(summary.peakRssBytes / MB).toFixed(0)} MB`);
         log(`${summary.rounds} rounds in ${summary.seconds.toFixed(0)} s; adapter (PEFT LoRA): ${adapterDir}`);
       } finally {
