@@ -26,6 +26,12 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
   await syncDir(dir);
 }
 
+/** Move a file that is already complete and fsynced over `to` (same directory), durably. */
+export async function renameAtomic(from: string, to: string): Promise<void> {
+  await rename(from, to);
+  await syncDir(path.dirname(path.resolve(to)));
+}
+
 async function syncDir(dir: string): Promise<void> {
   let handle;
   try {

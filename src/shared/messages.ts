@@ -171,6 +171,18 @@ export type JoinAccepted = z.infer<typeof joinAcceptedSchema>;
 export type JoinRefused = z.infer<typeof joinRefusedSchema>;
 export type JoinTerms = z.infer<typeof joinTermsSchema>;
 
+/** A member that accepted an invite asks the aggregator (which alone changes the membership) to add the newcomer. */
+export const admitRequestSchema = z.object({
+  type: z.literal('admit-request'),
+  peer: peerInfoSchema,
+});
+export const admitAcceptedSchema = z.object({
+  type: z.literal('admit-accepted'),
+  members: z.array(peerInfoSchema).max(MAX_MEMBERS),
+  membershipVersion: natSchema,
+});
+export type AdmitAccepted = z.infer<typeof admitAcceptedSchema>;
+
 // ---- rounds -----------------------------------------------------------------------------------
 
 export const roundAnnounceSchema = z.object({
@@ -300,6 +312,8 @@ export const MESSAGE_LIMITS = {
   'join-terms': { json: 512 * KiB, data: 0 },
   'join-accepted': { json: 512 * KiB, data: 0 },
   'join-refused': { json: 4 * KiB, data: 0 },
+  'admit-request': { json: 16 * KiB, data: 0 },
+  'admit-accepted': { json: 512 * KiB, data: 0 },
   'round-announce': { json: 4 * MiB, data: 0 },
   'weights-fetch-request': { json: 4 * MiB, data: 0 },
   'weights-fetch-response': { json: 8 * MiB, data: MAX_WEIGHTS_BYTES },
@@ -368,6 +382,13 @@ export const PROTOCOLS = {
     ['join-request'],
     z.discriminatedUnion('type', [joinTermsSchema, joinAcceptedSchema, joinRefusedSchema, errorReplySchema]),
     ['join-terms', 'join-accepted', 'join-refused', 'error'],
+  ),
+  admit: defineProtocol(
+    '/fedforward/admit/1.0.0',
+    admitRequestSchema,
+    ['admit-request'],
+    z.discriminatedUnion('type', [admitAcceptedSchema, errorReplySchema]),
+    ['admit-accepted', 'error'],
   ),
   round: defineProtocol('/fedforward/round/1.0.0', roundAnnounceSchema, ['round-announce'], ackOrError, [
     'ack',

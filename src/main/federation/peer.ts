@@ -15,6 +15,11 @@
 // So a member cut off with a stranded aggregator never exposes a round the majority did not commit.
 // A new leader resumes from its newest committed checkpoint, after committing again (in its term) a
 // round it holds staged (which may have been committed by its predecessor; see raft.ts).
+//
+// Joining: the newcomer dials the inviter (any member) → join-terms (the signed settings) → the
+// newcomer checks its copy of the base model against the fingerprint → join-request with it → the
+// inviter checks the invite and the fingerprint, and has the aggregator (itself, or over the admit
+// protocol) add the newcomer to the membership → join-accepted; only then is the invite used up.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +39,7 @@ import { emptyServerState, type ServerOptState } from '../spry/server_optimizer.
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import {
   PROTOCOLS,
+  type AdmitAccepted,
   type CheckpointFetchResponse,
   type CommitAck,
   type ErrorReply,
@@ -251,6 +257,16 @@ export async function verifySettings(s: FederationSettings): Promise<void> {
   if (key === undefined) throw new Error('federation creator id carries no public key');
   const ok = await key.verify(signedSettingsBytes(s), Uint8Array.from(Buffer.from(s.signature, 'hex')));
   if (!ok) throw new Error('federation settings signature is invalid');
+}
+
+/** A newcomer could not be made a member (no aggregator, or it could not be reached): worth retrying. */
+class AdmitError extends Error {
+  override name = 'AdmitError';
+}
+
+interface Membership {
+  members: PeerInfo[];
+  membershipVersion: number;
 }
 
 interface Staged {
@@ -727,7 +743,7 @@ export class Peer {
       },
       onMembersChange: (members, version) => {
         if (this.fed === null) return;
-        const infos = members.map((id) => this.memberInfo.get(id) ?? { peerId: id, name: short(id), multiaddrs: [], capacity: 0 });
+        const infos = members.map((id) => this.infoOf(id));
         this.fed = { ...this.fed, members: infos, membershipVersion: version };
         void this.saveFederation().catch(() => {});
         queueMicrotask(() => this.changed());
@@ -825,6 +841,7 @@ export class Peer {
       { timeoutMs: 5000, onError },
     );
     await registerProtocol(node, PROTOCOLS.join, (msg, from) => this.onJoin(msg, from.toString()), { timeoutMs: 20_000, onError });
+    await registerProtocol(node, PROTOCOLS.admit, (msg, from) => this.onAdmit(msg.peer, from.toString()), { onError });
     await registerProtocol(node, PROTOCOLS.round, (msg, from) => this.onAnnounce(msg, from.toString()), { onError });
     await registerProtocol(node, PROTOCOLS.weights, (msg, from) => this.onFetch(msg.sha256, from.toString()), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.update, (msg, from, data) => this.onUpdate(msg, from.toString(), data), { timeoutMs: 120_000, onError });
@@ -835,46 +852,94 @@ export class Peer {
   private async onJoin({ invite: code, peer: info, modelFingerprint: theirs }: JoinRequest, from: string) {
     const refuse = (reason: string) => {
       this.log(`join refused for ${short(from)}: ${reason}`);
-      return { type: 'join-refused' as const, reason };
+      return { type: 'join-refused' as const, reason: reason.slice(0, 500) };
     };
     const fed = this.fed;
     const raft = this.raft;
     if (fed === null || raft === null) return refuse('this peer is not running a federation');
     if (info.peerId !== from) return refuse('the peer info names another peer');
+    let membership: Membership;
     try {
       const invite = decodeInvite(code, Date.now(), { federationId: fed.settings.federationId });
       await verifyInviteSignature(invite, [this.peerId]);
-      if (!this.isMember(from)) {
+      if (this.isMember(from)) membership = this.membership();
+      else {
         (await this.readInvites()).check(invite.inviteId);
         const want = fed.settings.modelFingerprint;
         if (want !== undefined && theirs === undefined) return { type: 'join-terms' as const, settings: fed.settings };
         if (want !== undefined && theirs !== want)
           return refuse(`the joiner's base model is not the federation's (fingerprint ${theirs!.slice(0, 12)}…, expected ${want.slice(0, 12)}…)`);
-        if (!raft.isLeader) return refuse('the inviter is not the aggregator right now; try again in a few seconds');
+        // The invite is used up only once the newcomer is a member: a failed admission leaves it as it was.
         const run = this.inviteChain.then(async () => {
           const table = await this.readInvites();
           table.consume(invite.inviteId);
+          const admitted = await this.admit(info);
           await writeFileAtomic(this.invitesFile, JSON.stringify(table.toJSON(), null, 1) + '\n');
+          return admitted;
         });
         this.inviteChain = run.catch(() => {});
-        await run;
-        this.memberInfo.set(from, { ...info, multiaddrs: info.multiaddrs.slice(0, 16) });
-        if (!raft.setMembers([...raft.members, from])) return refuse('the inviter lost its aggregator role; try again');
+        membership = await run;
         this.log(`${info.name} (${short(from)}) joined`);
       }
     } catch (e) {
-      if (e instanceof InviteError) return refuse(e.message);
+      if (e instanceof InviteError || e instanceof AdmitError) return refuse(e.message);
       throw e;
     }
-    const st = raft.status();
     return {
       type: 'join-accepted' as const,
       settings: fed.settings,
-      members: st.members.map((id) => this.memberInfo.get(id) ?? { peerId: id, name: short(id), multiaddrs: [], capacity: 0 }),
-      membershipVersion: st.membershipVersion,
-      leader: st.leaderId,
+      ...membership,
+      leader: raft.leaderId,
       committedRound: this.committed?.round ?? 0,
     };
+  }
+
+  /** Make `info` a member: here when this peer is the aggregator, else through the aggregator. */
+  private async admit(info: PeerInfo): Promise<Membership> {
+    const raft = this.raft!;
+    if (raft.isLeader) return this.addMember(info);
+    const leader = raft.leaderId;
+    if (leader === null || this.node === null) throw new AdmitError('the federation is electing its aggregator; try again in a few seconds');
+    let reply;
+    try {
+      reply = (await request(this.node, peerIdFromString(leader), PROTOCOLS.admit, { type: 'admit-request', peer: info }, { timeoutMs: 10_000 })).msg;
+    } catch (e) {
+      throw new AdmitError(`the aggregator cannot be reached (${oneLine(e).slice(0, 200)}); try again`);
+    }
+    if (reply.type !== 'admit-accepted') throw new AdmitError(`the aggregator did not admit the newcomer (${reply.reason.slice(0, 200)}); try again`);
+    for (const m of reply.members) if (!this.memberInfo.has(m.peerId)) this.memberInfo.set(m.peerId, m);
+    return { members: reply.members, membershipVersion: reply.membershipVersion };
+  }
+
+  /** Aggregator: add `info` to the membership, which Raft's heartbeats carry to every member. */
+  private addMember(info: PeerInfo): Membership {
+    if (!this.isMember(info.peerId)) {
+      this.memberInfo.set(info.peerId, { ...info, multiaddrs: info.multiaddrs.slice(0, 16) });
+      if (!this.raft!.setMembers([...this.raft!.members, info.peerId])) throw new AdmitError('the aggregator lost its role; try again');
+    }
+    return this.membership();
+  }
+
+  /** Aggregator: a member that accepted an invite asks to add the newcomer it vouches for. */
+  private onAdmit(info: PeerInfo, from: string): AdmitAccepted | ErrorReply {
+    if (this.raft === null || !this.isMember(from)) return { type: 'error', reason: 'only a member can admit a newcomer' };
+    try {
+      const membership = this.addMember(info);
+      this.log(`${info.name} (${short(info.peerId)}) joined, invited by ${short(from)}`);
+      return { type: 'admit-accepted', ...membership };
+    } catch (e) {
+      return { type: 'error', reason: oneLine(e).slice(0, 500) };
+    }
+  }
+
+  private membership(): Membership {
+    const st = this.raft!.status();
+    return { members: st.members.map((id) => this.infoOf(id)), membershipVersion: st.membershipVersion };
+  }
+
+  /** What this peer knows of a member (a name and addresses come with its join, or later). */
+  private infoOf(id: string): PeerInfo {
+    return this.memberInfo.get(id) ?? { peerId: id, name: short(id), multiaddrs: [], capacity: 0 };
   }
 
   private onAnnounce(msg: RoundAnnounce, from: string) {
@@ -1037,7 +1102,9 @@ export class Peer {
       if (st !== null && sha !== undefined && st.round === round && st.sha === sha && this.committed!.round === round - 1) {
         const cp = parseCheckpoint(st.bytes, this.init!.specs);
         const t = term ?? st.term;
-        await this.dir.commitCheckpoint(round, st.bytes, t);
+        // The staged file becomes the committed one; should it be gone, the bytes held here are written.
+        const file = this.dir.stagedPath(round, st.term, sha);
+        await this.dir.promoteStaged({ round, term: st.term, sha256: sha, file }, t).catch(() => this.dir.commitCheckpoint(round, st.bytes, t));
         this.setCommitted(cp, sha, t);
         await this.dropStagedUpTo(round);
         this.log(`round ${round} committed (${sha.slice(0, 12)})`);

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
-import { writeFileAtomic } from '../../shared/atomic_write.ts';
+import { renameAtomic, writeFileAtomic } from '../../shared/atomic_write.ts';
 import { federationSettingsSchema, multiaddrSchema, natSchema, peerInfoSchema, sha256Schema } from '../../shared/messages.ts';
 
 /** A one-line storage failure. `code` is the underlying errno code when there is one. */
@@ -299,7 +299,26 @@ export class DataDir {
    * (repairing a corrupt copy) and is otherwise a no-op.
    */
   async commitCheckpoint(round: number, bytes: Uint8Array, term?: number): Promise<CheckpointEntry> {
-    return this.chained(() => this.commitNow(round, bytes, term));
+    return this.chained(() => this.commitNow(round, sha256Hex(bytes), bytes.byteLength, (file) => writeAtomic(file, bytes), term));
+  }
+
+  /**
+   * Commit a staged checkpoint (in `term`, by default the one it was staged in) by renaming its
+   * file into place: no second copy of the adapter is written, so a nearly full disk can still
+   * commit. Throws when the staged file is missing or does not match its sha256.
+   */
+  async promoteStaged(staged: StagedEntry, term = staged.term): Promise<CheckpointEntry> {
+    return this.chained(async () => {
+      const bytes = await this.readStaged(staged);
+      if (bytes === null) throw new StorageError(`staged checkpoint ${staged.file} is missing or corrupt`);
+      return this.commitNow(staged.round, staged.sha256, bytes.byteLength, async (file) => {
+        try {
+          await renameAtomic(staged.file, file);
+        } catch (err) {
+          throw storageError(err, 'write', file);
+        }
+      }, term);
+    });
   }
 
   private chained<T>(fn: () => Promise<T>): Promise<T> {
@@ -379,21 +398,21 @@ export class DataDir {
     }
   }
 
-  private async commitNow(round: number, bytes: Uint8Array, term?: number): Promise<CheckpointEntry> {
+  /** The file first (`place` puts it at the path it is given), the index after. */
+  private async commitNow(round: number, sha256: string, size: number, place: (file: string) => Promise<void>, term?: number): Promise<CheckpointEntry> {
     const file = this.checkpointPath(round);
     const entries = await this.listCheckpoints();
     const last = entries.at(-1);
-    const sha256 = sha256Hex(bytes);
     if (last !== undefined && round < last.round) {
       throw new StorageError(`round ${round} is older than the last committed round ${last.round}`);
     }
     if (last !== undefined && round === last.round) {
       if (last.sha256 !== sha256) throw new StorageError(`round ${round} is already committed with different contents`);
-      await writeAtomic(file, bytes);
+      await place(file);
       return last;
     }
-    await writeAtomic(file, bytes);
-    const entry: CheckpointEntry = { round, sha256, bytes: bytes.byteLength, committedAt: this.now(), ...(term !== undefined ? { term } : {}) };
+    await place(file);
+    const entry: CheckpointEntry = { round, sha256, bytes: size, committedAt: this.now(), ...(term !== undefined ? { term } : {}) };
     await writeAtomic(this.indexFile, JSON.stringify({ version: 1, checkpoints: [...entries, entry] }, null, 1) + '\n');
     return entry;
   }

@@ -144,7 +144,7 @@ describe('DataDir', () => {
     expect((await reopened.readLatestCheckpoint())?.bytes).toEqual(bytes(64, 22));
   });
 
-  it('stages a checkpoint outside the index, keeps one staged file, and promotes it with its term', async () => {
+  it('stages a checkpoint outside the index, keeps one staged file, and promotes it by renaming it into place', async () => {
     const dir = await openDataDir(root);
     await dir.commitCheckpoint(1, bytes(100, 1), 1);
     const a = await dir.stageCheckpoint(2, 3, bytes(100, 2));
@@ -158,17 +158,23 @@ describe('DataDir', () => {
     const b = await dir.stageCheckpoint(2, 4, bytes(100, 3));
     expect(await dir.listStaged()).toEqual([b]);
     expect(await dir.readStaged(b)).toEqual(bytes(100, 3));
-    // Promotion: committed with its term; the staged copy is dropped.
-    const staged = (await dir.readStaged(b))!;
-    const entry = await dir.commitCheckpoint(2, staged, 4);
-    expect(entry.term).toBe(4);
-    await dir.dropStaged(2);
+    // Promotion: the staged file is renamed into place and committed with the term it is given.
+    const entry = await dir.promoteStaged(b, 5);
+    expect(entry).toMatchObject({ round: 2, term: 5, sha256: b.sha256, bytes: 100 });
     expect(await dir.listStaged()).toEqual([]);
-    expect((await dir.listCheckpoints()).map((e) => [e.round, e.term])).toEqual([[1, 1], [2, 4]]);
-    // A corrupt staged file reads as null.
+    expect((await dir.listCheckpoints()).map((e) => [e.round, e.term])).toEqual([[1, 1], [2, 5]]);
+    expect((await dir.readCheckpoint(2)).bytes).toEqual(bytes(100, 3));
+    // A corrupt staged file reads as null and cannot be promoted; nothing is committed.
     const c = await dir.stageCheckpoint(3, 4, bytes(50, 4));
     await writeFile(c.file, bytes(50, 5));
     expect(await dir.readStaged(c)).toBeNull();
+    await expect(dir.promoteStaged(c)).rejects.toThrow(/^staged checkpoint .* is missing or corrupt$/);
+    expect((await dir.listCheckpoints()).map((e) => e.round)).toEqual([1, 2]);
+    // A staged round older than the last committed one is refused, and stays staged.
+    const old = await dir.stageCheckpoint(1, 6, bytes(100, 6));
+    await expect(dir.promoteStaged(old)).rejects.toThrow(/older than the last committed round 2/);
+    expect(await dir.listStaged()).toEqual([old]);
+    await dir.stageCheckpoint(3, 4, bytes(50, 4)); // staged again, intact; the old one goes
     // Reopened: staged files are still there (a cache), never in the index.
     const again = await openDataDir(root);
     expect((await again.listStaged()).map((e) => e.round)).toEqual([3]);

@@ -10,6 +10,7 @@ const failure: { code: string | null } = { code: null };
 vi.mock('../../../src/shared/atomic_write.ts', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../../src/shared/atomic_write.ts')>();
   return {
+    ...real,
     writeFileAtomic: async (file: string, data: Uint8Array | string) => {
       if (failure.code !== null) {
         throw Object.assign(new Error(`${failure.code}: simulated, write '${file}'\n    at somewhere`), { code: failure.code });
