@@ -1104,7 +1104,10 @@ export class Peer {
         const t = term ?? st.term;
         // The staged file becomes the committed one; should it be gone, the bytes held here are written.
         const file = this.dir.stagedPath(round, st.term, sha);
-        await this.dir.promoteStaged({ round, term: st.term, sha256: sha, file }, t).catch(() => this.dir.commitCheckpoint(round, st.bytes, t));
+        await this.dir.promoteStaged({ round, term: st.term, sha256: sha, file }, t).catch((e: unknown) => {
+          this.log(`round ${round}: ${oneLine(e)}; writing it again`);
+          return this.dir.commitCheckpoint(round, st.bytes, t);
+        });
         this.setCommitted(cp, sha, t);
         await this.dropStagedUpTo(round);
         this.log(`round ${round} committed (${sha.slice(0, 12)})`);
