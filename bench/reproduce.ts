@@ -13,10 +13,10 @@ import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { simulate, type RoundMetrics } from '../src/main/simulate.ts';
-import { HyperParams, METHODS as METHOD_SPECS, type MethodName } from '../src/shared/methods.ts';
+import { HyperParams, METHODS, type MethodName } from '../src/shared/methods.ts';
 import { writeFileAtomic } from '../src/shared/atomic_write.ts';
 
-const METHODS = ['spry', 'fedavg', 'fedyogi', 'fedfgd', 'fedavgsplit', 'fedmezo'] as const;
+const COMPARED = ['spry', 'fedavg', 'fedyogi', 'fedfgd', 'fedavgsplit', 'fedmezo'] as const;
 
 interface Run {
   task: string;
@@ -45,7 +45,7 @@ const o = new Command()
   .option('--limit <n>', 'examples per client (0 = all; brown-genre has 5,734 per client, sentiment 300)', Number, 300)
   .option('--tasks <list>', 'tasks', 'sentiment,brown-genre')
   .option('--alphas <list>', 'Dirichlet alphas', '1,0.1')
-  .option('--methods <list>', 'methods', METHODS.join(','))
+  .option('--methods <list>', 'methods', COMPARED.join(','))
   .option('--model <dir>', 'model', 'embedded')
   .option('--out <dir>', 'output folder', 'bench/results')
   .option('--report-only', 'rewrite report.md and the plots from the runs already in results.json')
@@ -107,7 +107,7 @@ async function main() {
           hp,
         });
         const last = res.rounds.at(-1)!;
-        console.log(`${task} α=${alpha} ${method}: ${pct(res.initial.accuracy)} → ${pct(last.accuracy)}, ${(sum(res.rounds.map((r) => r.wallMs)) / 1000).toFixed(0)} s, peak ${(max(res.rounds.map((r) => r.peakTensorBytes)) / 2 ** 20).toFixed(1)} MB`);
+        console.log(`${task} α=${alpha} ${method}: ${pct(res.initial.accuracy)} → ${pct(last.accuracy)}, ${(sum(res.rounds.map((r) => r.wallMs)) / 1000).toFixed(0)} s, peak ${(peak(res.rounds) / 2 ** 20).toFixed(1)} MB`);
         runs.push({ task, alpha, method, initialAccuracy: res.initial.accuracy ?? 0, rounds: res.rounds });
         await save();
       }
@@ -144,6 +144,8 @@ const SETTLE = 3;
 const settledAcc = (r: Run) => sum(r.rounds.slice(-SETTLE).map((m) => m.accuracy ?? 0)) / Math.min(SETTLE, r.rounds.length);
 const bestAcc = (r: Run) => max(r.rounds.map((m) => m.accuracy ?? 0));
 const wall = (r: Run) => sum(r.rounds.map((m) => m.wallMs)) / 1000;
+/** Peak training tensor memory (bytes) over a run's rounds. */
+const peak = (rounds: RoundMetrics[]) => max(rounds.map((m) => m.peakTensorBytes));
 /** Wall time (s) until a run first reaches `target` accuracy, or null. */
 function timeTo(r: Run, target: number): number | null {
   let t = 0;
@@ -162,7 +164,7 @@ function report(runs: Run[], reference: Reference | null): string {
     `Every run: the paper's adapter (LoRA r 1 on the attention projections, plus the head), batch 8, 64 tokens, local AdamW. Per method, ${[...new Set(runs.map((r) => r.method))]
       .map((m) => {
         const hp = hpFor(m);
-        const server = METHOD_SPECS[m as MethodName].server;
+        const server = METHODS[m as MethodName].server;
         return `${m}: lr ${hp.lr}, server ${server}${server === 'fedavg' ? '' : ` (η ${hp.serverLr}, τ ${hp.serverTau})`}`;
       })
       .join('; ')}.`,
@@ -191,7 +193,7 @@ function report(runs: Run[], reference: Reference | null): string {
       const by = new Map(group.map((r) => [r.method, r]));
       lines.push(`## ${task}, α = ${alpha}`, '', `| method | initial | final | mean of the last ${SETTLE} rounds | best | wall time (s) | peak tensor memory (MB) | bytes up per round |`, '|---|---|---|---|---|---|---|---|');
       for (const r of group)
-        lines.push(`| ${r.method} | ${pct(r.initialAccuracy)} | ${pct(finalAcc(r))} | ${pct(settledAcc(r))} | ${pct(bestAcc(r))} | ${wall(r).toFixed(0)} | ${(max(r.rounds.map((m) => m.peakTensorBytes)) / 2 ** 20).toFixed(1)} | ${Math.round(sum(r.rounds.map((m) => m.bytesUp)) / r.rounds.length)} |`);
+        lines.push(`| ${r.method} | ${pct(r.initialAccuracy)} | ${pct(finalAcc(r))} | ${pct(settledAcc(r))} | ${pct(bestAcc(r))} | ${wall(r).toFixed(0)} | ${(peak(r.rounds) / 2 ** 20).toFixed(1)} | ${Math.round(sum(r.rounds.map((m) => m.bytesUp)) / r.rounds.length)} |`);
       lines.push('', '| claim | holds? | figures |', '|---|---|---|');
       const claim = (name: string, ok: boolean | null, figures: string) => lines.push(`| ${name} | ${ok === null ? 'n/a' : ok ? 'yes' : 'no'} | ${figures} |`);
       const s = by.get('spry'), a = by.get('fedavg'), z = by.get('fedmezo'), f = by.get('fedfgd'), as = by.get('fedavgsplit');
@@ -207,7 +209,7 @@ function report(runs: Run[], reference: Reference | null): string {
       if (s && f) claim('FedFgd (no split) clearly below Spry', settledAcc(s) - settledAcc(f) >= 0.02, `Spry ${pct(settledAcc(s))}, FedFgd ${pct(settledAcc(f))}`);
       if (a && as) claim('FedAvgSplit clearly below FedAvg', settledAcc(a) - settledAcc(as) >= 0.02, `FedAvg ${pct(settledAcc(a))}, FedAvgSplit ${pct(settledAcc(as))}`);
       if (s && a) {
-        const ps = max(s.rounds.map((m) => m.peakTensorBytes)), pa = max(a.rounds.map((m) => m.peakTensorBytes));
+        const ps = peak(s.rounds), pa = peak(a.rounds);
         claim("Spry's peak training memory ≤ 1/3 of FedAvg's", ps * 3 <= pa, `Spry ${(ps / 2 ** 20).toFixed(1)} MB, FedAvg ${(pa / 2 ** 20).toFixed(1)} MB (${(pa / ps).toFixed(2)}×)`);
       }
       lines.push('', `![accuracy vs rounds](${slug(task, alpha)}-rounds.png) ![accuracy vs wall time](${slug(task, alpha)}-time.png)`, '');

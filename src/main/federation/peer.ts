@@ -234,21 +234,22 @@ export async function signSettings(s: FederationSettings, key: PrivateKey): Prom
 }
 
 /** This machine's copy of the federation's base model must be the very files the creator used;
- *  returns its fingerprint (none when the settings name none). */
-export async function checkModel(s: FederationSettings): Promise<string | undefined> {
+ *  returns its fingerprint (none when the settings name none). `known`: the fingerprint this join
+ *  already computed, so that a large model is hashed once. */
+export async function checkModel(s: FederationSettings, known?: string): Promise<string | undefined> {
   if (s.modelFingerprint === undefined || s.modelSpec === undefined) return undefined;
   const dir = resolveModelDir(s.modelSpec.model);
-  const mine = await modelFingerprint(dir);
+  const mine = known ?? (await modelFingerprint(dir));
   if (mine !== s.modelFingerprint)
     throw new Error(`join refused: the model at ${dir} is not the federation's (fingerprint ${mine.slice(0, 12)}…, expected ${s.modelFingerprint.slice(0, 12)}…)`);
   return mine;
 }
 
 /** What a joiner checks of the settings an inviter sent: the federation, the creator's signature, the model. */
-async function acceptTerms(s: FederationSettings, federationId: string): Promise<string | undefined> {
+async function acceptTerms(s: FederationSettings, federationId: string, known?: string): Promise<string | undefined> {
   if (s.federationId !== federationId) throw new Error('join refused: the inviter answered for another federation');
   await verifySettings(s);
-  return checkModel(s);
+  return checkModel(s, known);
 }
 
 export async function verifySettings(s: FederationSettings): Promise<void> {
@@ -582,9 +583,10 @@ export class Peer {
       // First the terms: a joiner whose base model differs stops here, before it is a member and
       // without using up the invite.
       let reply = await ask();
-      if (reply.type === 'join-terms') reply = await ask(await acceptTerms(reply.settings, invite.federationId));
+      let mine: string | undefined;
+      if (reply.type === 'join-terms') reply = await ask((mine = await acceptTerms(reply.settings, invite.federationId)));
       if (reply.type !== 'join-accepted') throw new Error(`join refused: ${reply.type === 'join-terms' ? 'the inviter did not take this model fingerprint' : reply.reason}`);
-      await acceptTerms(reply.settings, invite.federationId);
+      await acceptTerms(reply.settings, invite.federationId, mine);
       await this.writeLocal({ version: 1, name: peerName, data: dataSpec, listen, announce: this.options.announce });
       this.fed = await this.dir.writeFederation({
         version: 1,
