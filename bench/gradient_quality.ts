@@ -14,7 +14,7 @@ import { resolveModelDir } from '../src/worker/models/embedded.ts';
 import { loadModel } from '../src/worker/models/index.ts';
 import { initTrainable } from '../src/worker/models/lora.ts';
 import { type GradientEstimate, backpropGradient, forwardGradient, zeroOrderGradient } from '../src/worker/train/gradients.ts';
-import { Rng } from '../src/worker/rng.ts';
+import { Rng } from '../src/shared/spry/rng.ts';
 import { writeFileAtomic } from '../src/shared/atomic_write.ts';
 
 const { values: args } = parseArgs({

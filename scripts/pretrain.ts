@@ -25,7 +25,7 @@ import { createModel } from '../src/worker/models/index.ts';
 import { type Batch, type Model, type TensorMap, lossOf } from '../src/worker/models/model.ts';
 import { randomCheckpoint } from '../src/worker/models/random.ts';
 import { AdamW } from '../src/worker/train/adamw.ts';
-import { Rng } from '../src/worker/rng.ts';
+import { Rng } from '../src/shared/spry/rng.ts';
 import { writeFileAtomic } from '../src/shared/atomic_write.ts';
 
 // ------------------------------------------------------------------------------------ settings

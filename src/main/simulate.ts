@@ -7,7 +7,7 @@ import { type HyperParams, methodSpec, perIteration } from '../shared/methods.ts
 import type { DataSpec, InitReply, ModelSpec } from '../shared/worker_protocol.ts';
 import type { Weights } from '../shared/units.ts';
 import type { ClientUpdate } from '../shared/update.ts';
-import { Rng } from '../worker/rng.ts';
+import { Rng } from '../shared/spry/rng.ts';
 
 export interface SimulationOptions {
   method: string;

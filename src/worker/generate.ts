@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Model } from './models/model.ts';
 import { disposeDual } from './fwd/dual.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../shared/spry/rng.ts';
 
 export interface GenerateOptions {
   maxNewTokens: number;

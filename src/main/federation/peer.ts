@@ -52,7 +52,7 @@ import {
 } from '../../shared/messages.ts';
 import { createInvite, decodeInvite, InviteError, InviteTable, verifyInviteSignature } from '../../shared/invite.ts';
 import { HyperParams, methodSpec, perIteration } from '../../shared/methods.ts';
-import { roundSeed } from '../../shared/seeds.ts';
+import { roundSeed } from '../../shared/spry/seeds.ts';
 import { DataSpec, ModelSpec, type InitReply, type MemorySample } from '../../shared/worker_protocol.ts';
 import { type TensorSpec, type Weights, tensorsOf } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';

@@ -1,9 +1,9 @@
 // Spry step 5a, "Aggregate": for every unit, the example-weighted mean over the clients that trained
 // it; a unit trained by nobody keeps its value. In the per-iteration mode clients upload K jvp scalars
 // instead of weights and the aggregator regenerates their perturbations from the seed.
-import { normals } from '../../worker/rng.ts';
-import { stepSeed } from '../../shared/seeds.ts';
-import { type TensorSpec, type Unit, type Weights, sizeOf } from '../../shared/units.ts';
+import { combineDirections, directions } from '../../shared/spry/directions.ts';
+import { stepSeed } from '../../shared/spry/seeds.ts';
+import type { TensorSpec, Unit, Weights } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
 
 export type { ClientUpdate };
@@ -42,22 +42,20 @@ export function aggregateWeights(globals: Weights, units: Unit[], updates: Clien
 
 /**
  * Per-iteration Spry: each client's gradient ĝ = (1/K) Σ_k jvp_k v_k is rebuilt from the seed of
- * its step (the same Philox streams the client drew from: stream = the tensor's index in `specs`),
- * and Δ = −lr · ĝ, example-weighted over the clients that share a unit.
+ * its step by the rule the client drew with (src/shared/spry/directions.ts; `specs` is the model's
+ * trainable list), and Δ = −lr · ĝ, example-weighted over the clients that share a unit.
  */
 export function aggregateJvp(specs: TensorSpec[], units: Unit[], updates: ClientUpdate[], roundSeed: string, lr: number): Weights {
-  const stream = new Map(specs.map((s, i) => [s.name, i]));
   return perTrainedTensor(units, updates, (name, trainers, total) => {
-    const size = sizeOf(specs[stream.get(name)!].shape);
-    const d = new Float32Array(size);
+    let d: Float32Array | undefined;
     for (const u of trainers) {
       const jvp = u.jvp;
       if (!jvp || jvp.length === 0) throw new Error(`update from ${u.client} carries no jvp scalars`);
-      const k = jvp.length;
-      const v = normals(stepSeed(roundSeed, u.client, 0), stream.get(name)!, k * size);
-      const c = (-lr * u.numExamples) / total / k;
-      for (let j = 0; j < k; j++) for (let i = 0; i < size; i++) d[i] += c * jvp[j] * v[j * size + i];
+      const g = combineDirections(jvp, directions(stepSeed(roundSeed, u.client, 0), specs, name, jvp.length));
+      d ??= new Float32Array(g.length);
+      const c = (-lr * u.numExamples) / total;
+      for (let i = 0; i < g.length; i++) d[i] += c * g[i];
     }
-    return d;
+    return d!;
   });
 }

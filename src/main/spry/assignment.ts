@@ -1,6 +1,20 @@
 // Spry step 1, "Assign": the trainable units (one LoRA pair per adapted module, the head as one unit)
 // are split among the round's sampled clients, so each client perturbs only about U/M of them.
+import { Rng } from '../../shared/spry/rng.ts';
 import type { Unit } from '../../shared/units.ts';
+
+/** The Philox stream of the round's client order (apart from the streams of the round's steps). */
+const ORDER_STREAM = 0x5eed;
+
+/**
+ * The order in which the round's clients take units: a shuffle seeded by the round seed, as the
+ * reference inherits Flower's random sampling order. A sorted list would give the same units to the
+ * same clients round after round; sorting before the shuffle makes every peer agree whatever order
+ * it learnt the clients in.
+ */
+export function roundOrder(clients: string[], roundSeed: string): string[] {
+  return new Rng(roundSeed, ORDER_STREAM).shuffle([...clients].sort());
+}
 
 /**
  * Unit names per client, for one round.

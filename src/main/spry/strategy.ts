@@ -1,11 +1,11 @@
 // A federated method as the aggregator runs it, one round at a time, in the shape of Flower's
 // Strategy: configure the round (assignment, seed), then aggregate the updates that came back.
 // Plain float32 arithmetic over Weights, so the simulation and every peer compute the same bits.
-import { assignUnits } from './assignment.ts';
+import { assignUnits, roundOrder } from './assignment.ts';
 import { aggregateJvp, aggregateWeights } from './aggregate.ts';
 import { type ServerOptState, emptyServerState, serverStep } from './server_optimizer.ts';
 import { type HyperParams, type MethodSpec, perIteration } from '../../shared/methods.ts';
-import { roundSeed } from '../../shared/seeds.ts';
+import { roundSeed } from '../../shared/spry/seeds.ts';
 import type { TensorSpec, Unit, Weights } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
 
@@ -33,9 +33,10 @@ export class Strategy {
     this.server = server;
   }
 
-  /** Step 1, Assign (recomputed each round over that round's clients). */
+  /** Step 1, Assign (recomputed each round over that round's clients, in the round's shuffled order). */
   configure(round: number, clients: string[]): RoundPlan {
-    return { round, seed: roundSeed(this.seed, round), assignment: assignUnits(this.units, clients, this.method.split) };
+    const seed = roundSeed(this.seed, round);
+    return { round, seed, assignment: assignUnits(this.units, roundOrder(clients, seed), this.method.split) };
   }
 
   /** Step 5, Aggregate per unit over the clients that trained it, then the server optimizer step. */

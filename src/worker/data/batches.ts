@@ -1,6 +1,6 @@
 // Examples -> token ids -> padded minibatches (the Batch every model family takes).
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from '../rng.ts';
+import type { Rng } from '../../shared/spry/rng.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 import type { Batch } from '../models/model.ts';
 import type { Example } from './examples.ts';

@@ -3,7 +3,7 @@
 // an equal number of examples sampled label by label without replacement, and splits them 80 % train
 // / 20 % test. Accuracy is then measured on the clients' local test splits.
 // Also the natural split: one client per domain (e.g. imdb / yelp / amazon reviews).
-import { Rng, type Seed } from '../rng.ts';
+import { Rng, type Seed } from '../../shared/spry/rng.ts';
 import type { Dataset, Example } from './examples.ts';
 
 export interface ClientData {

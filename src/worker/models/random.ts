@@ -1,6 +1,6 @@
 // Randomly initialised checkpoints in Hugging Face layout, for benchmarks at real model shapes
 // (e.g. GPT-2 small) and for tests. Weights ~ N(0, 0.02²), norms at 1, biases at 0, as HF initialises.
-import { Rng } from '../rng.ts';
+import { Rng } from '../../shared/spry/rng.ts';
 import type { TensorMap } from './model.ts';
 
 export interface RandomShape {

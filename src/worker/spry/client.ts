@@ -6,9 +6,9 @@ import type { Model } from '../models/model.ts';
 import { AdamW } from '../train/adamw.ts';
 import { type GradientEstimate, backpropGradient, forwardGradient, zeroOrderGradient } from '../train/gradients.ts';
 import { type EncodedSet, batchOf } from './batching.ts';
-import { Rng } from '../rng.ts';
+import { Rng } from '../../shared/spry/rng.ts';
 import { type HyperParams, type MethodSpec, estimatorOf, perIteration } from '../../shared/methods.ts';
-import { stepSeed } from '../../shared/seeds.ts';
+import { stepSeed } from '../../shared/spry/seeds.ts';
 import { type Weights, tensorsOf } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
 

@@ -7,8 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { disposeDual } from '../fwd/dual.ts';
 import { type Batch, type Model, lossOf } from '../models/model.ts';
 import type { Params } from '../models/lora.ts';
-import type { Seed } from '../rng.ts';
-import { perturbation } from './perturb.ts';
+import type { Seed } from '../../shared/spry/rng.ts';
+import { combine, perturbation } from './perturb.ts';
 
 export interface GradientEstimate {
   loss: number;
@@ -20,19 +20,13 @@ export interface GradientEstimate {
 
 export type Values = Map<string, tf.Tensor>;
 
-const streamOf = (model: Model, name: string) => {
-  const i = model.trainable.findIndex((s) => s.name === name);
-  if (i < 0) throw new Error(`"${name}" is not a trainable tensor of this model`);
-  return i;
-};
-
 /**
  * Forward gradient on `names` only: those tensors carry K tangents, every other tensor carries none
  * (so the layers before the first perturbed one run at inference cost).
  */
 export function forwardGradient(model: Model, batch: Batch, values: Values, names: string[], k: number, seed: Seed, dropoutSeed: number | null): GradientEstimate {
   if (names.length === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
-  const dirs = new Map(names.map((n) => [n, perturbation(seed, streamOf(model, n), values.get(n)!.shape, k)]));
+  const dirs = new Map(names.map((n) => [n, perturbation(seed, model.trainable, n, k)]));
   const params: Params = new Map();
   for (const [n, v] of values) params.set(n, { p: v, t: dirs.get(n) ?? null });
   const out = lossOf(model, batch, params, dropoutSeed);
@@ -45,17 +39,6 @@ export function forwardGradient(model: Model, batch: Batch, values: Values, name
     v.dispose();
   }
   return { loss, grads, jvp };
-}
-
-/** The gradient that per-iteration Spry's aggregator rebuilds from K jvp scalars and the seed. */
-export function gradientFromJvp(model: Model, name: string, shape: number[], jvp: number[], seed: Seed): tf.Tensor {
-  return tf.tidy(() => combine(jvp, perturbation(seed, streamOf(model, name), shape, jvp.length)));
-}
-
-/** (1/K) Σ_k c_k v_k for directions v [K, ...shape]. */
-function combine(c: number[], v: tf.Tensor): tf.Tensor {
-  const k = c.length;
-  return tf.tidy(() => tf.reshape(tf.div(tf.matMul(tf.tensor2d([c]), tf.reshape(v, [k, -1])), k), v.shape.slice(1)));
 }
 
 /** Exact gradient by reverse mode (backpropagation) on `names`. */
@@ -95,7 +78,7 @@ export function zeroOrderGradient(
   opts: { k: number; eps: number; scheme: 'central' | 'forward'; seed: Seed; dropoutSeed: number | null },
 ): GradientEstimate {
   const { k, eps, scheme, seed, dropoutSeed } = opts;
-  const dirs = new Map(names.map((n) => [n, perturbation(seed, streamOf(model, n), values.get(n)!.shape, k)]));
+  const dirs = new Map(names.map((n) => [n, perturbation(seed, model.trainable, n, k)]));
   const f0 = lossAt(model, batch, values, new Map(), dropoutSeed);
   const coef: number[] = [];
   for (let j = 0; j < k; j++) {

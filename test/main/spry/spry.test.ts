@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { assignUnits } from '../../../src/main/spry/assignment.ts';
-import { aggregateJvp, aggregateWeights } from '../../../src/main/spry/aggregate.ts';
+import { aggregateWeights } from '../../../src/main/spry/aggregate.ts';
 import { emptyServerState, serverStep } from '../../../src/main/spry/server_optimizer.ts';
 import { Strategy } from '../../../src/main/spry/strategy.ts';
 import { HyperParams, METHODS } from '../../../src/shared/methods.ts';
-import { normals } from '../../../src/worker/rng.ts';
-import { stepSeed } from '../../../src/shared/seeds.ts';
 import type { Unit, Weights } from '../../../src/shared/units.ts';
 
 const units = (n: number): Unit[] => Array.from({ length: n }, (_, i) => ({ name: `u${i}`, tensors: [`u${i}.a`, `u${i}.b`] }));
@@ -75,19 +73,42 @@ describe('aggregation', () => {
     const v = 0.0025 - 0.01 * 0.04 * Math.sign(0.0025 - 0.04);
     expect(w2.get('x')![0]).toBeCloseTo(w1.get('x')![0] + (0.01 * m) / (Math.sqrt(v) + 0.001), 6);
   });
-
-  it('per-iteration: the aggregator rebuilds −lr·(1/K)Σ jvp_k v_k from the seed', () => {
-    const specs = [{ name: 'u0.a', shape: [2] }, { name: 'u0.b', shape: [1] }];
-    const delta = aggregateJvp(specs, [{ name: 'u0', tensors: ['u0.a', 'u0.b'] }], [
-      { client: 'c0', units: ['u0'], numExamples: 8, loss: 0, jvp: [0.5, -1] },
-    ], 'r', 0.1);
-    const v = normals(stepSeed('r', 'c0', 0), 0, 4); // K = 2 directions of the size-2 tensor (stream 0)
-    const want = [0, 1].map((i) => -0.1 * 0.5 * (0.5 * v[i] + -1 * v[2 + i]));
-    Array.from(delta.get('u0.a')!).forEach((x, i) => expect(x).toBeCloseTo(want[i], 6));
-  });
 });
 
 describe('strategy', () => {
+  const specsOf = (us: Unit[]) => us.flatMap((u) => u.tensors.map((name) => ({ name, shape: [1] })));
+
+  for (const [u, m] of [[5, 5], [7, 3], [3, 8]] as const) {
+    it(`over the rounds every client trains every unit, and no unit stays with one client (U = ${u}, M = ${m})`, () => {
+      const us = units(u);
+      const s = new Strategy(METHODS.spry, HyperParams.parse({}), specsOf(us), us, 'federation-seed');
+      const trained = new Map<string, Set<string>>(); // client -> units
+      const holders = new Map<string, Set<string>>(); // unit -> clients
+      for (let round = 1; round <= 40; round++) {
+        const plan = s.configure(round, clients(m));
+        expect(new Set([...plan.assignment.values()].flat()).size).toBe(u); // every unit covered each round
+        for (const [c, names] of plan.assignment)
+          for (const n of names) {
+            trained.set(c, (trained.get(c) ?? new Set()).add(n));
+            holders.set(n, (holders.get(n) ?? new Set()).add(c));
+          }
+      }
+      for (const c of clients(m)) expect(trained.get(c)!.size).toBe(u);
+      for (const n of us.map((x) => x.name)) expect(holders.get(n)!.size).toBeGreaterThan(1);
+    });
+  }
+
+  it('every peer derives the same assignment, whatever order it lists the clients in', () => {
+    const us = units(5);
+    const s = new Strategy(METHODS.spry, HyperParams.parse({}), specsOf(us), us, 7);
+    const a = s.configure(3, ['c0', 'c1', 'c2', 'c3', 'c4']).assignment;
+    const b = s.configure(3, ['c3', 'c1', 'c4', 'c0', 'c2']).assignment;
+    for (const c of a.keys()) expect(b.get(c)).toEqual(a.get(c));
+    // and the round seed, not the list, decides it: another round gives another order
+    const rounds = Array.from({ length: 6 }, (_, r) => JSON.stringify([...s.configure(r, clients(5)).assignment].sort()));
+    expect(new Set(rounds).size).toBeGreaterThan(1);
+  });
+
   it('rejects an update whose units differ from the assignment', () => {
     const s = new Strategy(METHODS.spry, HyperParams.parse({}), [{ name: 'u0.a', shape: [1] }, { name: 'u0.b', shape: [1] }, { name: 'u1.a', shape: [1] }, { name: 'u1.b', shape: [1] }], units(2), 1);
     const plan = s.configure(0, ['c0', 'c1']);

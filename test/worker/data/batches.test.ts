@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { Tokenizer } from '../../../src/worker/io/tokenizer.ts';
-import { Rng } from '../../../src/worker/rng.ts';
+import { Rng } from '../../../src/shared/spry/rng.ts';
 import { batchesOf, encodeExamples, labelBalance, makeBatch } from '../../../src/worker/data/batches.ts';
 import type { Example } from '../../../src/worker/data/examples.ts';
 import { lastTokenIndex } from '../../../src/worker/models/model.ts';

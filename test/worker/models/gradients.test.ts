@@ -6,7 +6,7 @@ import { initBackend } from '../../../src/worker/backend.ts';
 import { createModel } from '../../../src/worker/models/index.ts';
 import { type Batch, type Model, lossOf } from '../../../src/worker/models/model.ts';
 import { type RandomShape, randomCheckpoint } from '../../../src/worker/models/random.ts';
-import { backpropGradient, forwardGradient, gradientFromJvp, zeroOrderGradient } from '../../../src/worker/train/gradients.ts';
+import { backpropGradient, forwardGradient, zeroOrderGradient } from '../../../src/worker/train/gradients.ts';
 import type { Params } from '../../../src/worker/models/lora.ts';
 import { checkTangents, expectAgreement } from '../fwd/oracle.ts';
 
@@ -84,11 +84,6 @@ describe('gradient estimators', () => {
     // d ≈ 150 weights, K = 2048: the estimator's relative error is about √(d/K) ≈ 0.27, so cos ≈ 0.96
     expect(cos).toBeGreaterThan(0.85);
     expect(est.loss).toBeCloseTo(exact.loss, 5);
-    // the same scalars and the seed rebuild the same gradient (per-iteration Spry's aggregator)
-    for (const n of names) {
-      const rebuilt = gradientFromJvp(model, n, vals.get(n)!.shape, est.jvp!, 'unbiased');
-      expect(tf.max(tf.abs(tf.sub(rebuilt, est.grads.get(n)!))).dataSync()[0]).toBeLessThan(1e-6);
-    }
     model.dispose();
   });
 

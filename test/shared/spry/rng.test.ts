@@ -4,9 +4,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { philox4x32_10, normals, uniforms, seedKey, Rng } from '../../src/worker/rng.ts';
+import { philox4x32_10, normals, uniforms, seedKey, Rng } from '../../../src/shared/spry/rng.ts';
 
-const RNG_MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/worker/rng.ts');
+const RNG_MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/shared/spry/rng.ts');
 
 const hex = (a: Uint32Array) => Array.from(a, (x) => x.toString(16).padStart(8, '0')).join(' ');
 const u32s = (s: string) => s.split(' ').map((w) => parseInt(w, 16));
