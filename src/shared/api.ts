@@ -72,6 +72,8 @@ export const ExportArgs = z
   .prefault({});
 
 const taskId = z.string().min(1).max(64);
+/** An export's folder name under DATA_DIR/exports (no separators, not hidden). */
+export const ExportId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'not an export of this peer');
 const inviteId = z.string().min(1).max(128);
 
 /** Each method's positional arguments. */
@@ -91,6 +93,9 @@ export const API_ARGS = {
   dataSummary: z.tuple([]),
   exportAdapter: z.tuple([ExportArgs.optional()]),
   cancel: z.tuple([taskId]),
+  timeline: z.tuple([]),
+  listExports: z.tuple([]),
+  openExportFolder: z.tuple([ExportId]),
 } as const;
 
 export type ApiMethodName = keyof typeof API_ARGS;
@@ -146,9 +151,12 @@ export interface MemberStatus {
   link: 'self' | 'connected' | 'unreachable';
   /** Local training progress; only this peer's own is known (peers do not report theirs). */
   progress: { round: number; step: number; steps: number } | null;
+  /** The newest round this member's update was counted in, as the timeline saw it (null: none seen). */
+  lastUpdateRound: number | null;
 }
 
 export interface RoundMetric {
+  /** 0: the initial adapter, before any training (the baseline) */
   round: number;
   /** test loss on this peer's held-out data with the round's global adapter */
   testLoss: number;
@@ -192,6 +200,8 @@ export interface InviteInfo {
 
 export interface StepPoint {
   round: number;
+  /** 1 for a round's first training, 2 once this peer trains the same round again (a retry) */
+  attempt: number;
   step: number;
   steps: number;
   loss: number;
@@ -206,6 +216,7 @@ export interface Metrics {
 export interface MemoryPoint {
   at: number;
   round: number;
+  attempt: number;
   step: number;
   rss: number;
   tensorBytes: number;
@@ -226,7 +237,7 @@ export interface BackpropFigure {
 
 export interface MemoryInfo {
   samples: MemoryPoint[];
-  peakPerStep: { round: number; step: number; peakTensorBytes: number }[];
+  peakPerStep: { round: number; attempt: number; step: number; peakTensorBytes: number }[];
   backprop: BackpropFigure | null;
 }
 
@@ -257,6 +268,16 @@ export interface ProgressEvent {
   error?: string;
 }
 
+/** A finished export in DATA_DIR/exports, newest first in the history. */
+export interface ExportRecord {
+  id: string;
+  round: number;
+  merged: boolean;
+  dir: string;
+  files: { name: string; bytes: number }[];
+  at: number;
+}
+
 /** Result type of each method. */
 export interface ApiResults {
   version: string;
@@ -274,11 +295,72 @@ export interface ApiResults {
   dataSummary: DataSummary;
   exportAdapter: ExportTask;
   cancel: boolean;
+  timeline: TimelineEntry[];
+  listExports: ExportRecord[];
+  /** '' when the folder opened, else the desktop's reason */
+  openExportFolder: string;
 }
 
 /** The API as the renderer calls it (input types) and main implements it. */
 export type ApiArgs = { [M in ApiMethodName]: z.input<(typeof API_ARGS)[M]> };
 export type PeerApi = { [M in ApiMethodName]: (...args: z.output<(typeof API_ARGS)[M]>) => Promise<ApiResults[M]> };
+
+// ---- the round timeline -----------------------------------------------------------------------
+
+const count = z.number().int().min(0).max(1_000_000_000);
+const at = z.number().int().min(0).max(8.64e15);
+const label = z.string().max(120);
+const reason = z.string().max(300);
+
+/**
+ * What happened to the federation's rounds, as this peer saw it: elections, each round's phases,
+ * retries (a round started again), refused updates, commits and collapse warnings. The peer's API
+ * checks every entry against this schema (strings cut to size) before it is pushed or kept.
+ */
+export const TimelineEntry = z.discriminatedUnion('kind', [
+  /** A new aggregator (or none yet) in a new term. */
+  z.object({ kind: z.literal('election'), at, term: count, aggregator: label.nullable() }),
+  /** A round was announced: its term, aggregator, participants; attempt > 1 is a retry. */
+  z.object({ kind: z.literal('round-started'), at, round: count, term: count, attempt: count, aggregator: label, participants: z.array(label).max(256) }),
+  /** This peer's view of where the round stands. */
+  z.object({ kind: z.literal('phase'), at, round: count, phase: z.enum(['training', 'trained', 'collecting', 'aggregating', 'committing']) }),
+  /** A round attempt that did not commit (it is tried again). */
+  z.object({ kind: z.literal('round-failed'), at, round: count, term: count, reason }),
+  /** An update the aggregator did not count. */
+  z.object({ kind: z.literal('update-refused'), at, round: count, member: label, reason }),
+  /** A round committed: what the aggregator counted, when known on this peer. */
+  z.object({
+    kind: z.literal('round-committed'),
+    at,
+    round: count,
+    term: count,
+    aggregator: label,
+    participants: count.nullable(),
+    updates: count.nullable(),
+    members: z.array(label).max(256),
+  }),
+  /** The round's accuracy is no better than always answering one label. */
+  z.object({ kind: z.literal('collapse-warning'), at, round: count, accuracy: z.number().min(0).max(1), label, fraction: z.number().min(0).max(1) }),
+]);
+export type TimelineEntry = z.infer<typeof TimelineEntry>;
+export type TimelineKind = TimelineEntry['kind'];
+
+/** Entries a peer keeps and sends at most. */
+export const MAX_TIMELINE_ENTRIES = 2000;
+
+/** The entry checked and cut to size (long strings shortened), or null when it is not one. */
+export function checkTimelineEntry(e: unknown): TimelineEntry | null {
+  const cut = (v: unknown, n: number) => (typeof v === 'string' && v.length > n ? `${v.slice(0, n - 1)}…` : v);
+  if (typeof e !== 'object' || e === null) return null;
+  const o = { ...(e as Record<string, unknown>) };
+  for (const k of ['aggregator', 'member', 'label'] as const) o[k] = cut(o[k], 120);
+  o.reason = cut(o.reason, 300);
+  for (const k of ['participants', 'members'] as const) if (Array.isArray(o[k])) o[k] = (o[k] as unknown[]).slice(0, 256).map((v) => cut(v, 120));
+  if (o.reason === undefined) delete o.reason;
+  for (const k of ['aggregator', 'member', 'label', 'participants', 'members'] as const) if (o[k] === undefined) delete o[k];
+  const r = TimelineEntry.safeParse(o);
+  return r.success ? r.data : null;
+}
 
 // ---- events ---------------------------------------------------------------------------------
 
@@ -288,9 +370,10 @@ export interface ApiEvents {
   step: StepPoint;
   memory: MemoryPoint;
   progress: ProgressEvent;
+  timeline: TimelineEntry;
 }
 export type ApiEventName = keyof ApiEvents;
-export const API_EVENTS: ApiEventName[] = ['status', 'round', 'step', 'memory', 'progress'];
+export const API_EVENTS: ApiEventName[] = ['status', 'round', 'step', 'memory', 'progress', 'timeline'];
 
 // ---- the WebSocket framing of `fedforward serve` --------------------------------------------
 

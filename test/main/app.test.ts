@@ -1,4 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { registerApi, type IpcMainLike } from '../../src/main/app/ipc.ts';
 import { CHANNEL_PREFIX, MAX_ARGS } from '../../src/shared/bridge.ts';
 
@@ -116,6 +120,7 @@ const electron = vi.hoisted(() => {
     quit: vi.fn(),
     exit: vi.fn(),
     getVersion: vi.fn(() => '0.1.0'),
+    getPath: vi.fn((): string => { throw new Error('no userData in this test'); }),
   };
   const handlers = new Map<string, (...args: unknown[]) => unknown>();
   const ipcMain = {
@@ -123,8 +128,11 @@ const electron = vi.hoisted(() => {
     removeHandler: vi.fn((channel: string) => handlers.delete(channel)),
   };
   const onHeadersReceived = vi.fn();
-  const session = { defaultSession: { webRequest: { onHeadersReceived } } };
-  return { windows, BrowserWindow, app, appHandlers, ipcMain, handlers, session, onHeadersReceived };
+  const setPermissionRequestHandler = vi.fn();
+  const setPermissionCheckHandler = vi.fn();
+  const session = { defaultSession: { webRequest: { onHeadersReceived }, setPermissionRequestHandler, setPermissionCheckHandler } };
+  const shell = { openPath: vi.fn(async (_p: string) => '') };
+  return { windows, BrowserWindow, app, appHandlers, ipcMain, handlers, session, onHeadersReceived, setPermissionRequestHandler, setPermissionCheckHandler, shell };
 });
 
 vi.mock('electron', () => ({
@@ -132,6 +140,7 @@ vi.mock('electron', () => ({
   BrowserWindow: electron.BrowserWindow,
   ipcMain: electron.ipcMain,
   session: electron.session,
+  shell: electron.shell,
   default: electron,
 }));
 
@@ -186,6 +195,48 @@ describe('main/app/index.ts', () => {
     expect(event.preventDefault).toHaveBeenCalled();
   });
 
+  it('cancels redirects as it cancels navigation', async () => {
+    await importApp();
+    const win = electron.windows[0]!;
+    const redirect = win.webContents.on.mock.calls.find(([name]) => name === 'will-redirect');
+    expect(redirect, 'a will-redirect guard').toBeDefined();
+    const event = { preventDefault: vi.fn() };
+    (redirect![1] as (e: typeof event) => void)(event);
+    expect(event.preventDefault).toHaveBeenCalled();
+  });
+
+  it('denies every permission a page asks for', async () => {
+    await importApp();
+    expect(electron.setPermissionRequestHandler).toHaveBeenCalledTimes(1);
+    const handler = electron.setPermissionRequestHandler.mock.calls[0]![0] as (wc: unknown, permission: string, cb: (granted: boolean) => void) => void;
+    for (const permission of ['media', 'geolocation', 'notifications', 'clipboard-read', 'openExternal', 'fullscreen']) {
+      const cb = vi.fn();
+      handler({}, permission, cb);
+      expect(cb).toHaveBeenCalledWith(false);
+    }
+    const check = electron.setPermissionCheckHandler.mock.calls[0]![0] as (wc: unknown, permission: string) => boolean;
+    expect(check({}, 'media')).toBe(false);
+  });
+
+  it('opens only the folder of an export of this peer, named by its id', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ff-app-'));
+    try {
+      electron.app.getPath.mockImplementation(() => dataDir);
+      await importApp();
+      const open = electron.handlers.get('fedforward:openExportFolder')!;
+      const id = 'adapter-round-1-2026-01-01T00-00-00-000Z';
+      await expect(open({}, ['../../etc'])).rejects.toThrow(/not an export/);
+      await expect(open({}, [id])).rejects.toThrow(/no such export/);
+      expect(electron.shell.openPath).not.toHaveBeenCalled();
+      await mkdir(path.join(dataDir, 'exports', id), { recursive: true });
+      expect(await open({}, [id])).toBe('');
+      expect(electron.shell.openPath).toHaveBeenCalledWith(path.join(dataDir, 'exports', id));
+    } finally {
+      electron.app.getPath.mockReset();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('sets a strict Content-Security-Policy header on every response', async () => {
     await importApp();
     expect(electron.onHeadersReceived).toHaveBeenCalledTimes(1);
@@ -203,7 +254,12 @@ describe('main/app/index.ts', () => {
     expect(csp).toContain("style-src 'self' 'unsafe-inline'");
     expect(csp).toContain("img-src 'self' data:");
     expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("base-uri 'none'");
+    expect(csp).toContain("form-action 'none'");
     expect(csp).not.toContain("'unsafe-eval'");
+    // the page's own meta tag carries the same policy
+    const html = await readFile(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/renderer/index.html'), 'utf8');
+    expect(/content="([^"]+)"/.exec(html.slice(html.indexOf('Content-Security-Policy')))![1]).toBe(csp);
   });
 
   it('registers the version method on ipcMain', async () => {

@@ -40,8 +40,8 @@ const status: StatusInfo = {
   role: 'leader',
   backend: 'wasm',
   members: [
-    { id: 'peer-a', name: 'imdb', self: true, aggregator: true, link: 'self', progress: { round: 2, step: 3, steps: 6 } },
-    { id: 'peer-b', name: 'yelp', self: false, aggregator: false, link: 'unreachable', progress: null },
+    { id: 'peer-a', name: 'imdb', self: true, aggregator: true, link: 'self', progress: { round: 2, step: 3, steps: 6 }, lastUpdateRound: null },
+    { id: 'peer-b', name: 'yelp', self: false, aggregator: false, link: 'unreachable', progress: null, lastUpdateRound: 1 },
   ],
   aggregator: { id: 'peer-a', name: 'imdb', term: 4 },
   round: 2,

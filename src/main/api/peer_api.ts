@@ -17,12 +17,15 @@ import { HyperParams } from '../../shared/methods.ts';
 import { loadDataset } from '../../worker/data/task_data.ts';
 import { labelBalance } from '../../worker/data/batches.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
+import { TimelineRecorder } from './timeline.ts';
+import { listExports } from './exports.ts';
 import type {
   ApiEventName,
   ApiEvents,
   BackpropFigure,
   CreateFederationSettings,
   DataSummary,
+  ExportRecord,
   InviteInfo,
   MemberStatus,
   MemoryPoint,
@@ -33,6 +36,7 @@ import type {
   RoundMetric,
   StatusInfo,
   StepPoint,
+  TimelineEntry,
 } from '../../shared/api.ts';
 import type { z } from 'zod';
 import type { ExportArgs, JoinOptions, CreateInviteArgs } from '../../shared/api.ts';
@@ -75,17 +79,25 @@ export class PeerApiImpl implements PeerApi {
   private lastError: string | null = null;
   private bench: BackpropFigure | null = null;
   private jobs = new Map<string, ExportJob>();
+  private recorder: TimelineRecorder;
+  private baselineTried = false;
+  /** the most common label of this peer's data and its share (for collapse warnings) */
+  private majority: Promise<{ label: string; fraction: number } | null> | null = null;
 
   constructor(peer: Peer, emit: Emit, opts: PeerApiOptions = {}) {
     this.peer = peer;
     this.emit = emit;
     this.opts = opts;
+    this.recorder = new TimelineRecorder((e) => this.emit('timeline', e));
     // Events carry the changes; the poll catches what no event reports (a link going down).
     this.timer = setInterval(() => void this.tick().catch(() => {}), opts.pollMs ?? 500);
     this.timer.unref?.();
     this.unsubscribe.push(
       peer.on('status', () => this.queueTick()),
-      peer.on('round', () => this.queueTick()),
+      peer.on('round', (m) => {
+        this.queueTick();
+        void this.checkCollapse(m.round, m.accuracy ?? null).catch(() => {});
+      }),
       peer.on('step', (e) => this.onStep(e)),
     );
   }
@@ -125,6 +137,7 @@ export class PeerApiImpl implements PeerApi {
     const settings = p.settings;
     const model = p.modelInfo();
     const running = p.node !== null && s.role !== 'stopped';
+    const lastUpdates = this.recorder.lastUpdates();
     const members: MemberStatus[] = s.members.map((id) => {
       const self = id === p.peerId;
       let link: MemberStatus['link'] = 'self';
@@ -137,14 +150,8 @@ export class PeerApiImpl implements PeerApi {
         }
         link = connected ? 'connected' : 'unreachable';
       }
-      return {
-        id,
-        name: self ? s.name || this.names.get(id) || 'this peer' : (this.names.get(id) ?? shortId(id)),
-        self,
-        aggregator: s.leader === id,
-        link,
-        progress: self ? s.training : null,
-      };
+      const name = self ? s.name || this.names.get(id) || 'this peer' : (this.names.get(id) ?? shortId(id));
+      return { id, name, self, aggregator: s.leader === id, link, progress: self ? s.training : null, lastUpdateRound: lastUpdates.get(name) ?? null };
     });
     const rounds = settings?.rounds ?? 1;
     let phase: Phase;
@@ -188,7 +195,12 @@ export class PeerApiImpl implements PeerApi {
     const json = JSON.stringify(st);
     if (json !== this.lastStatusJson) {
       this.lastStatusJson = json;
+      this.recorder.observe(st);
       this.emit('status', st);
+    }
+    if (!this.baselineTried && st.committedRound === 0 && st.running && st.backend !== null) {
+      this.baselineTried = true;
+      void this.baseline().catch(() => {});
     }
     if (st.lastMetrics && st.lastMetrics.round !== this.lastRoundSeen) {
       this.lastRoundSeen = st.lastMetrics.round;
@@ -202,23 +214,54 @@ export class PeerApiImpl implements PeerApi {
   private onStep(e: StepEvent): void {
     const { round, step, steps, loss, memory } = e;
     if (e.done) {
-      this.onSample(round, step, memory);
+      this.onSample(round, this.recorder.attemptOf(round), step, memory);
       return;
     }
-    const point: StepPoint = { round, step, steps, loss, at: Date.now() };
+    const attempt = this.recorder.step(round, step);
+    const point: StepPoint = { round, attempt, step, steps, loss, at: Date.now() };
     if (Number.isFinite(loss)) {
       this.steps.push(point);
       if (this.steps.length > MAX_STEPS_KEPT) this.steps.splice(0, this.steps.length - MAX_STEPS_KEPT);
       this.emit('step', point);
     }
-    this.onSample(round, step, memory);
+    this.onSample(round, attempt, step, memory);
   }
 
-  private onSample(round: number, step: number, m: { tensorBytes: number; peakTensorBytes: number; rss: number }): void {
-    const point: MemoryPoint = { at: Date.now(), round, step, rss: m.rss, tensorBytes: m.tensorBytes, peakTensorBytes: m.peakTensorBytes };
+  private onSample(round: number, attempt: number, step: number, m: { tensorBytes: number; peakTensorBytes: number; rss: number }): void {
+    const point: MemoryPoint = { at: Date.now(), round, attempt, step, rss: m.rss, tensorBytes: m.tensorBytes, peakTensorBytes: m.peakTensorBytes };
     this.samples.push(point);
     if (this.samples.length > MAX_SAMPLES_KEPT) this.samples.splice(0, this.samples.length - MAX_SAMPLES_KEPT);
     this.emit('memory', point);
+  }
+
+  // ---- the round timeline ------------------------------------------------------------------------
+
+  async timeline(): Promise<TimelineEntry[]> {
+    return this.recorder.entries();
+  }
+
+  /** Round 0: the initial adapter on this peer's test split, once, before the first round commits. */
+  private async baseline(): Promise<void> {
+    const logged = (await this.peer.dir.readMetrics()).some((r) => r.round === 0);
+    if (logged) return;
+    const m = await this.peer.evaluateCommitted();
+    if (m.round !== 0) return;
+    const metric = { ...m, baseline: true };
+    await this.peer.dir.appendMetric(metric);
+    const rm = toRoundMetric(metric);
+    if (rm) this.emit('round', rm);
+  }
+
+  /** A collapse warning when a round's accuracy is no better than always answering the commonest label. */
+  private async checkCollapse(round: number, accuracy: number | null): Promise<void> {
+    if (round < 1 || accuracy === null) return;
+    this.majority ??= this.dataSummary().then(
+      (d) => d.balance.reduce<{ label: string; fraction: number } | null>((b, x) => (b === null || x.fraction > b.fraction ? { label: x.label, fraction: x.fraction } : b), null),
+      () => null,
+    );
+    const maj = await this.majority;
+    // half a percent: the test split's balance differs a little from the training data's
+    if (maj !== null && accuracy <= maj.fraction + 0.005) this.recorder.add({ kind: 'collapse-warning', round, accuracy, label: maj.label, fraction: maj.fraction });
   }
 
   // ---- create, join, start ----------------------------------------------------------------------
@@ -350,11 +393,11 @@ export class PeerApiImpl implements PeerApi {
 
   async memory() {
     this.startBench();
-    const peaks = new Map<string, { round: number; step: number; peakTensorBytes: number }>();
+    const peaks = new Map<string, { round: number; attempt: number; step: number; peakTensorBytes: number }>();
     for (const s of this.samples) {
-      const k = `${s.round}/${s.step}`;
+      const k = `${s.round}/${s.attempt}/${s.step}`;
       const prev = peaks.get(k);
-      if (!prev || prev.peakTensorBytes < s.peakTensorBytes) peaks.set(k, { round: s.round, step: s.step, peakTensorBytes: s.peakTensorBytes });
+      if (!prev || prev.peakTensorBytes < s.peakTensorBytes) peaks.set(k, { round: s.round, attempt: s.attempt, step: s.step, peakTensorBytes: s.peakTensorBytes });
     }
     return { samples: [...this.samples], peakPerStep: [...peaks.values()], backprop: this.bench };
   }
@@ -452,6 +495,15 @@ export class PeerApiImpl implements PeerApi {
       }
     })();
     return { taskId };
+  }
+
+  async listExports(): Promise<ExportRecord[]> {
+    return listExports(this.peer.dir.exportsDir);
+  }
+
+  /** Only the desktop app opens folders (its shell answers this method); the browser downloads. */
+  async openExportFolder(_id: string): Promise<string> {
+    throw new Error('opening a folder works in the desktop app; in the browser, download the files');
   }
 
   async cancel(taskId: string): Promise<boolean> {

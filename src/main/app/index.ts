@@ -5,10 +5,11 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, BrowserWindow, ipcMain, session } from 'electron';
+import { app, BrowserWindow, ipcMain, session, shell } from 'electron';
 import { registerApi } from './ipc.ts';
 import { openPeerApi, type PeerApiImpl } from '../api/peer_api.ts';
 import { deferredApi } from '../api/validate.ts';
+import { exportDir } from '../api/exports.ts';
 import { EVENT_CHANNEL, type BridgeEventMessage } from '../../shared/bridge.ts';
 import { CONTENT_SECURITY_POLICY } from '../../shared/csp.ts';
 
@@ -39,6 +40,7 @@ export function createWindow(): BrowserWindow {
   // The renderer never opens windows or navigates away from the app.
   win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
   win.webContents.on('will-navigate', (event) => event.preventDefault());
+  win.webContents.on('will-redirect', (event) => event.preventDefault());
   win.on('closed', () => {
     if (mainWindow === win) mainWindow = null;
   });
@@ -51,6 +53,9 @@ export function createWindow(): BrowserWindow {
 }
 
 function start(): void {
+  // The app needs no camera, microphone, notifications, geolocation or anything else a page may ask for.
+  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+  session.defaultSession.setPermissionCheckHandler(() => false);
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({
       responseHeaders: {
@@ -74,7 +79,18 @@ function start(): void {
     },
     (e: unknown) => console.error('fedforward: cannot open the peer:', e instanceof Error ? e.message : e),
   );
-  registerApi(ipcMain, deferredApi(ready, { version: async () => app.getVersion() }));
+  registerApi(
+    ipcMain,
+    deferredApi(ready, {
+      version: async () => app.getVersion(),
+      // only a folder of this peer's exports, named by its id: the renderer never passes a path
+      openExportFolder: async (id) => {
+        const dir = await exportDir((await ready).peer.dir.exportsDir, String(id));
+        if (dir === null) throw new Error('no such export');
+        return shell.openPath(dir);
+      },
+    }),
+  );
   app.on('before-quit', () => {
     peerApi?.close();
     void peerApi?.peer.stop();

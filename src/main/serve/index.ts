@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { openPeerApi, type PeerApiImpl, type PeerApiOptions } from '../api/peer_api.ts';
 import { validatedApi } from '../api/validate.ts';
 import { startServer, type RunningServer } from './server.ts';
+import { exportFile } from '../api/exports.ts';
 
 export const DEFAULT_RENDERER_DIR = fileURLToPath(new URL('../../../out/renderer', import.meta.url));
 
@@ -26,7 +27,7 @@ export async function serve(cfg: ServeConfig): Promise<Serving> {
   let server: RunningServer | null = null;
   const api = await openPeerApi(cfg.dataDir, (event, payload) => server?.broadcast(event, payload), cfg);
   try {
-    server = await startServer({ api: validatedApi(api), rendererDir: cfg.rendererDir ?? DEFAULT_RENDERER_DIR, host: cfg.host, port: cfg.port });
+    server = await startServer({ api: validatedApi(api), rendererDir: cfg.rendererDir ?? DEFAULT_RENDERER_DIR, host: cfg.host, port: cfg.port, download: (id, file) => exportFile(api.peer.dir.exportsDir, id, file) });
   } catch (e) {
     api.close();
     await api.peer.stop();

@@ -4,6 +4,7 @@
 // every failure goes back to the caller as one line.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -34,6 +35,8 @@ export interface ServeOptions {
   port?: number;
   /** default: 32 random bytes, hex */
   token?: string;
+  /** The file of an export to download (`/download/<export>/<file>?token=`), or null when there is none. */
+  download?: (exportId: string, file: string) => Promise<string | null>;
 }
 
 export interface RunningServer {
@@ -73,6 +76,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed');
     const url = new URL(req.url ?? '/', 'http://localhost');
     let rel = decodeURIComponent(url.pathname);
+    if (rel.startsWith('/download/')) return serveDownload(req, res, url, rel);
     if (rel === '/' || rel === '/index.html') {
       if (!tokenMatches(token, url.searchParams.get('token'))) return send(res, 401, 'missing or wrong token: open the URL that `fedforward serve` printed');
       rel = '/index.html';
@@ -92,6 +96,23 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ...securityHeaders(),
     });
     res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  /** An exported file, behind the token like the page: served as an attachment, streamed. */
+  async function serveDownload(req: IncomingMessage, res: ServerResponse, url: URL, rel: string): Promise<void> {
+    if (!tokenMatches(token, url.searchParams.get('token'))) return send(res, 401, 'missing or wrong token');
+    const parts = rel.split('/');
+    const file = parts.length === 4 && opts.download ? await opts.download(parts[2]!, parts[3]!) : null;
+    if (file === null) return send(res, 404, 'no such exported file');
+    const size = (await stat(file)).size;
+    res.writeHead(200, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': size,
+      'Content-Disposition': `attachment; filename="${path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+      ...securityHeaders(),
+    });
+    if (req.method === 'HEAD') return void res.end();
+    createReadStream(file).on('error', () => res.destroy()).pipe(res);
   }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES });

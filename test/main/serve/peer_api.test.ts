@@ -165,6 +165,21 @@ describe('the peer API on a created (not started) federation', () => {
     expect(pushed).toEqual([expect.objectContaining({ round: 1, testLoss: 0.5, accuracy: 0.75 })]);
   });
 
+  it('warns on the timeline when a round’s accuracy is no better than always answering the commonest label', async () => {
+    const { api, peer, dir, events } = await open();
+    const file = path.join(dir, 'mine.jsonl');
+    // three of four examples are "neg": answering "neg" always scores 75 %
+    await writeFile(file, ['neg', 'neg', 'pos', 'neg'].map((l, i) => JSON.stringify({ text: `t${i}`, label: l })).join('\n') + '\n');
+    await peer.create({ ...createSettings, data: { source: file, split: { kind: 'local', client: 'imdb' }, seed: 0, limit: 0 } });
+    const inner = peer as unknown as { emit: (e: 'round', m: unknown) => void };
+    inner.emit('round', { round: 1, peer: 'imdb', testLoss: 0.6, accuracy: 0.9, at: 1 });
+    inner.emit('round', { round: 2, peer: 'imdb', testLoss: 0.7, accuracy: 0.75, at: 2 });
+    const warnings = () => events.filter(([e, p]) => e === 'timeline' && (p as { kind: string }).kind === 'collapse-warning').map(([, p]) => p);
+    for (let i = 0; i < 100 && warnings().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(warnings()).toEqual([expect.objectContaining({ kind: 'collapse-warning', round: 2, accuracy: 0.75, label: 'neg', fraction: 0.75 })]);
+    expect((await api.timeline()).filter((e) => e.kind === 'collapse-warning')).toHaveLength(1);
+  });
+
   it('exports a committed round as a task: PEFT or merged, with progress events; cancel stops it', async () => {
     const { api, peer, dir, events } = await open();
     // a tiny random GPT-2 as the federation's model, and one committed round of a non-zero adapter

@@ -9,6 +9,8 @@ import WebSocket from 'ws';
 import { startServer, tokenMatches, type RunningServer } from '../../../src/main/serve/server.ts';
 import { validatedApi } from '../../../src/main/api/validate.ts';
 import { MAX_WS_MESSAGE_BYTES, type PeerApi } from '../../../src/shared/api.ts';
+import { exportFile } from '../../../src/main/api/exports.ts';
+import { mkdir } from 'node:fs/promises';
 
 const calls: { method: string; args: unknown[] }[] = [];
 const record =
@@ -26,13 +28,17 @@ const fake = {
 } as unknown as PeerApi;
 
 let server: RunningServer;
+const EXPORT_ID = 'adapter-round-2-2026-11-30T10-00-00-000Z';
 let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'ff-serve-'));
   await writeFile(path.join(dir, 'index.html'), '<!doctype html><title>t</title>');
   await writeFile(path.join(dir, 'app.js'), 'console.log(1)');
-  server = await startServer({ api: validatedApi(fake), rendererDir: dir });
+  await mkdir(path.join(dir, 'exports', EXPORT_ID), { recursive: true });
+  await writeFile(path.join(dir, 'exports', EXPORT_ID, 'adapter_config.json'), '{"r":2}');
+  await writeFile(path.join(dir, 'exports', 'secret.txt'), 'not an export');
+  server = await startServer({ api: validatedApi(fake), rendererDir: dir, download: (id, f) => exportFile(path.join(dir, 'exports'), id, f) });
 });
 afterAll(async () => {
   await server?.close();
@@ -85,6 +91,18 @@ describe('fedforward serve: the token', () => {
     expect(ok.headers['referrer-policy']).toBe('no-referrer');
     expect((await get('/app.js')).status).toBe(200);
     expect((await get('/../../etc/passwd')).status).toBe(404);
+  });
+
+  it('serves an exported file as an attachment, with the token, and nothing else under /download', async () => {
+    const url = `/download/${EXPORT_ID}/adapter_config.json`;
+    expect((await get(url)).status).toBe(401);
+    const ok = await get(`${url}?token=${server.token}`);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toBe('{"r":2}');
+    expect(ok.headers['content-disposition']).toBe('attachment; filename="adapter_config.json"');
+    for (const bad of [`/download/${EXPORT_ID}/missing.json`, '/download/secret.txt', `/download/${EXPORT_ID}/..%2F..%2Findex.html`, '/download/..%2Fexports/secret.txt', `/download/${EXPORT_ID}`]) {
+      expect((await get(`${bad}?token=${server.token}`)).status, bad).toBe(404);
+    }
   });
 
   it('refuses another Host (DNS rebinding)', async () => {
