@@ -1,0 +1,115 @@
+// ONNX Runtime sessions: the execution provider is chosen once per process (CUDA → DirectML →
+// CoreML → WebGPU → CPU: the first that the installed binary offers and that actually creates a
+// session), intra-op threads are the cores the user allows (default: all), and one session is
+// kept per graph key (model, task, adapter layout, mode), with dynamic batch and sequence dims.
+import os from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
+import { type Emitted, serialize } from './onnx.ts';
+
+export type Provider = 'cuda' | 'dml' | 'coreml' | 'webgpu' | 'cpu';
+export const PROVIDER_ORDER: Provider[] = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'];
+
+export interface EngineInfo {
+  provider: Provider;
+  threads: number;
+  /** what the line printed beside the backend says, e.g. "onnxruntime-node 1.30.0 (cpu, 2 threads)" */
+  detail: string;
+}
+
+let chosen: EngineInfo | null = null;
+let threads = os.availableParallelism();
+const cache = new Map<string, Promise<ort.InferenceSession>>();
+/** sessions kept at once: each holds its own copy of the prepacked weights */
+const MAX_SESSIONS = 8;
+
+/** Threads for sessions created from now on (the cores the user allows). */
+export function setThreads(n: number): void {
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`threads must be a positive integer, got ${n}`);
+  if (n !== threads) clearSessions();
+  threads = n;
+  if (chosen) chosen = describe(chosen.provider);
+}
+
+const describe = (provider: Provider): EngineInfo => ({
+  provider,
+  threads,
+  detail: `onnxruntime-node ${ort.env.versions.common} (${provider}, ${threads} thread${threads === 1 ? '' : 's'})`,
+});
+
+function options(provider: Provider): ort.InferenceSession.SessionOptions {
+  // the CPU arena kept growing after warm-up in the prototype (2.7 GB peak, 1.8 GB without it)
+  return { executionProviders: [provider], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', enableCpuMemArena: false, enableMemPattern: false, logSeverityLevel: 3 };
+}
+
+/** A one-node graph, to see whether a provider creates a session here. */
+function probeModel(): Uint8Array {
+  const { onnx } = onnxProto;
+  const info = (name: string) => ({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 1 }] } } } });
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 20 }],
+    graph: { name: 'probe', node: [{ opType: 'Add', input: ['x', 'x'], output: ['y'] }], input: [info('x')], output: [info('y')] },
+  }).finish();
+}
+
+/** Choose the execution provider (once); `prefer` forces one, e.g. tests pin 'cpu' for double graphs. */
+export async function initEngine(prefer: Provider | 'auto' = 'auto'): Promise<EngineInfo> {
+  if (chosen && (prefer === 'auto' || prefer === chosen.provider)) return chosen;
+  const offered = new Set(ort.listSupportedBackends().map((b) => b.name));
+  const order = prefer === 'auto' ? PROVIDER_ORDER.filter((p) => offered.has(p)) : [prefer];
+  const failures: string[] = [];
+  for (const provider of order) {
+    try {
+      const s = await ort.InferenceSession.create(probeModel(), options(provider));
+      await s.release();
+      clearSessions();
+      chosen = describe(provider);
+      return chosen;
+    } catch (e) {
+      failures.push(`${provider}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+    }
+  }
+  throw new Error(`no ONNX Runtime execution provider could start (${failures.join('; ')})`);
+}
+
+export function engineInfo(): EngineInfo | null {
+  return chosen;
+}
+
+function clearSessions(): void {
+  for (const s of cache.values()) s.then((x) => x.release()).catch(() => {});
+  cache.clear();
+}
+
+/** The session for `key`, built from `build()` on first use and kept (least recently used goes first). */
+export function session(key: string, build: () => Emitted): Promise<ort.InferenceSession> {
+  let s = cache.get(key);
+  if (s) {
+    cache.delete(key);
+    cache.set(key, s);
+    return s;
+  }
+  s = (async () => {
+    const info = chosen ?? (await initEngine());
+    const model = serialize(build(), () => mkdtempSync(join(os.tmpdir(), 'fedforward-onnx-')));
+    if (typeof model !== 'string') return ort.InferenceSession.create(model, options(info.provider));
+    try {
+      return await ort.InferenceSession.create(model, options(info.provider));
+    } finally {
+      rmSync(join(model, '..'), { recursive: true, force: true });
+    }
+  })();
+  s.catch(() => cache.delete(key));
+  cache.set(key, s);
+  while (cache.size > MAX_SESSIONS) {
+    const [oldest, old] = cache.entries().next().value!;
+    cache.delete(oldest);
+    old.then((x) => x.release()).catch(() => {});
+  }
+  return s;
+}
+
+export { ort };
