@@ -37,13 +37,10 @@ export function rmsNorm(x: Dual, gamma: Dual, eps: number): Dual {
   });
 }
 
-/** cos and sin tables [T, d] for rotary embeddings at positions 0..T-1 (HF layout: halves repeated). */
-export function ropeTables(seqLen: number, headDim: number, theta: number): { cos: tf.Tensor; sin: tf.Tensor } {
+/** cos and sin tables [T, d] at positions 0..T-1 from the d/2 inverse frequencies (HF layout: halves repeated). */
+export function ropeTables(seqLen: number, invFreq: ArrayLike<number>): { cos: tf.Tensor; sin: tf.Tensor } {
   return tf.tidy(() => {
-    const half = headDim / 2;
-    const invFreq = new Float32Array(half);
-    for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
-    const angles = tf.outerProduct(tf.range(0, seqLen, 1, 'float32'), tf.tensor1d(invFreq));
+    const angles = tf.outerProduct(tf.range(0, seqLen, 1, 'float32'), tf.tensor1d(Float32Array.from(invFreq)));
     const emb = tf.concat([angles, angles], -1);
     return { cos: tf.cos(emb), sin: tf.sin(emb) };
   });

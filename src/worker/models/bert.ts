@@ -103,15 +103,21 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
     };
   });
 
-  // the adapted modules, in depth order: [PEFT leaf name, path in the layer, in, out]
-  const trainable = adapterSpecs(lora, layers, (i) => `${prefix}encoder.layer.${i}`, [
-    ['query', 'attention.self.query', d, d],
-    ['key', 'attention.self.key', d, d],
-    ['value', 'attention.self.value', d, d],
-    ['dense', 'attention.output.dense', d, d],
-    ['dense', 'intermediate.dense', d, ff],
-    ['dense', 'output.dense', ff, d],
-  ]);
+  // the adaptable modules, in depth order: [path in the layer, in, out]
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `${prefix}encoder.layer.${i}`,
+    [
+      ['attention.self.query', d, d],
+      ['attention.self.key', d, d],
+      ['attention.self.value', d, d],
+      ['attention.output.dense', d, d],
+      ['intermediate.dense', d, ff],
+      ['output.dense', ff, d],
+    ],
+    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${prefix}embeddings.${e}`).concat('classifier'),
+  );
   trainable.push(
     { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
     { name: 'classifier.bias', shape: [task.numLabels], init: 'zeros' },

@@ -52,11 +52,18 @@ export function createGpt2(config: Record<string, unknown>, tensors: TensorMap, 
   const lnF = { g: w('ln_f.weight', [d]), b: w('ln_f.bias', [d]) };
 
   // the adapted modules, in depth order, with their (in, out) sizes
-  const trainable = adapterSpecs(lora, layers, (i) => `transformer.h.${i}`, [
-    ['c_attn', 'attn.c_attn', d, 3 * d],
-    ['c_proj', 'attn.c_proj', d, d],
-    ['c_fc', 'mlp.c_fc', d, intermediate],
-  ]);
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `transformer.h.${i}`,
+    [
+      ['attn.c_attn', d, 3 * d],
+      ['attn.c_proj', d, d],
+      ['mlp.c_fc', d, intermediate],
+      ['mlp.c_proj', intermediate, d],
+    ],
+    ['transformer.wte', 'transformer.wpe', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
+  );
   if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
 
   const c = (t: tf.Tensor) => constant(t);
@@ -86,7 +93,7 @@ export function createGpt2(config: Record<string, unknown>, tensors: TensorMap, 
         });
         const m = layerNorm(x1, c(blk.ln2.g), c(blk.ln2.b), eps);
         const f = gelu(loraLinear(m, blk.fc, mod('mlp.c_fc'), params, lora, siteSeed(seed, i, 2)));
-        return add(x1, linear(f, c(blk.out.w), blk.out.b && c(blk.out.b)));
+        return add(x1, loraLinear(f, blk.out, mod('mlp.c_proj'), params, lora, siteSeed(seed, i, 3)));
       });
       const out = tidyDual(() => {
         const hf = layerNorm(h, c(lnF.g), c(lnF.b), eps);

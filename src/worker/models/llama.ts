@@ -1,6 +1,6 @@
 // Llama (Touvron et al. 2023) and its relatives (TinyLlama, SmolLM, stories260K), from a Hugging Face
 // checkpoint, top to bottom as llama2.c reads it:
-// embed → L × (RMSNorm → attention with RoPE and grouped-query heads → residual,
+// embed → L × (RMSNorm → attention with RoPE (rope.ts) and grouped-query heads → residual,
 //              RMSNorm → SwiGLU MLP → residual) → RMSNorm → LM head (tied or not).
 // HF stores nn.Linear weights as [out, in]; they are transposed once here to the x @ W layout.
 import * as tf from '@tensorflow/tfjs';
@@ -8,6 +8,7 @@ import { type Dual, add, constant, disposeDual, linear, mul, silu, takePositions
 import { attention, attentionBias, mergeHeads, rmsNorm, rope, ropeTables, splitHeads } from '../fwd/blocks.ts';
 import { type LoraConfig, type Linear, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
 import { type Model, type ModelDims, type Task, type TensorMap, lastTokenIndex, need, runLayers, weight } from './model.ts';
+import { ropeInvFreq } from './rope.ts';
 
 export const LLAMA_DEFAULT_TARGETS = ['q_proj', 'v_proj'];
 
@@ -29,8 +30,7 @@ export function createLlama(config: Record<string, unknown>, tensors: TensorMap,
   const { hidden: d, layers, heads, kvHeads, intermediate: ff, vocabSize, maxPositions } = dims;
   const headDim = need<number>(config, 'head_dim', d / heads);
   const eps = need<number>(config, 'rms_norm_eps', 1e-6);
-  const theta = need<number>(config, 'rope_theta', 10000);
-  if (config.rope_scaling) throw new Error('config.json: rope_scaling is not supported');
+  const invFreq = ropeInvFreq(config, headDim);
   if ((config.hidden_act ?? 'silu') !== 'silu') throw new Error(`config.json: hidden_act "${config.hidden_act}" is not supported (only silu)`);
 
   const base = new Map<string, tf.Tensor>();
@@ -66,15 +66,21 @@ export function createLlama(config: Record<string, unknown>, tensors: TensorMap,
   const head = tensors.has('lm_head.weight') ? lin('lm_head', d, vocabSize).w : tf.transpose(embed);
   if (!tensors.has('lm_head.weight')) base.set('lm_head.weight', head);
 
-  const trainable = adapterSpecs(lora, layers, (i) => `model.layers.${i}`, [
-    ['q_proj', 'self_attn.q_proj', d, heads * headDim],
-    ['k_proj', 'self_attn.k_proj', d, kvHeads * headDim],
-    ['v_proj', 'self_attn.v_proj', d, kvHeads * headDim],
-    ['o_proj', 'self_attn.o_proj', heads * headDim, d],
-    ['gate_proj', 'mlp.gate_proj', d, ff],
-    ['up_proj', 'mlp.up_proj', d, ff],
-    ['down_proj', 'mlp.down_proj', ff, d],
-  ]);
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `model.layers.${i}`,
+    [
+      ['self_attn.q_proj', d, heads * headDim],
+      ['self_attn.k_proj', d, kvHeads * headDim],
+      ['self_attn.v_proj', d, kvHeads * headDim],
+      ['self_attn.o_proj', heads * headDim, d],
+      ['mlp.gate_proj', d, ff],
+      ['mlp.up_proj', d, ff],
+      ['mlp.down_proj', ff, d],
+    ],
+    ['model.embed_tokens', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
+  );
   if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
 
   const c = (t: tf.Tensor) => constant(t);
@@ -91,7 +97,7 @@ export function createLlama(config: Record<string, unknown>, tensors: TensorMap,
       const [, T] = batch.ids.shape;
       if (T > maxPositions) throw new Error(`sequence length ${T} exceeds max_position_embeddings ${maxPositions}`);
       const bias = attentionBias(batch.mask, true);
-      const { cos, sin } = ropeTables(T, headDim, theta);
+      const { cos, sin } = ropeTables(T, invFreq);
       let h: Dual = constant(tf.gather(embed, batch.ids));
       h = runLayers(h, layers, (x, i) => {
         const blk = blocks[i];

@@ -9,7 +9,7 @@ export interface LoraConfig {
   r: number;
   alpha: number;
   dropout: number;
-  /** module names as PEFT's target_modules, e.g. ["q_proj", "v_proj"] or ["c_attn"] */
+  /** PEFT's target_modules: module names or name suffixes, e.g. ["q_proj", "v_proj"] or ["c_attn"] (see targetMatches) */
   targetModules: string[];
 }
 
@@ -31,23 +31,46 @@ export interface Linear {
   b: tf.Tensor | null;
 }
 
-/** An adaptable module of a layer: [PEFT leaf name, path inside the layer, in features, out features]. */
-export type Site = [leaf: string, path: string, inFeatures: number, outFeatures: number];
+/** An adaptable module of a layer: [path inside the layer, in features, out features]. */
+export type Site = [path: string, inFeatures: number, outFeatures: number];
 
 /**
- * LoRA A [r, in] and B [out, r] for every site whose leaf is a target, layer by layer in depth order
- * (the order Spry's units follow). `layerPath(i)` is the HF path of layer i, e.g. "model.layers.3".
+ * PEFT's rule (tuners_utils.check_target_module_exists): a list selects the modules whose full name
+ * equals an entry or ends with "." + an entry; a string is a regular expression the full name must
+ * match entirely. So ["c_proj"] selects both attn.c_proj and mlp.c_proj of GPT-2.
  */
-export function adapterSpecs(cfg: LoraConfig, layers: number, layerPath: (i: number) => string, sites: Site[]): TrainableSpec[] {
+export function targetMatches(targets: string | readonly string[], moduleName: string): boolean {
+  if (typeof targets === 'string') return new RegExp(`^(?:${targets})$`).test(moduleName);
+  return targets.some((t) => moduleName === t || moduleName.endsWith(`.${t}`));
+}
+
+/**
+ * LoRA A [r, in] and B [out, r] for every site whose full module name PEFT's rule selects, layer by
+ * layer in depth order (the order Spry's units follow). `layerPath(i)` is the HF path of layer i,
+ * e.g. "model.layers.3". `fixed` names the model's other modules (embeddings, heads), which PEFT
+ * could also select but this project does not adapt: a target that selects one is refused rather
+ * than silently trained differently from what PEFT would load.
+ */
+export function adapterSpecs(cfg: LoraConfig, layers: number, layerPath: (i: number) => string, sites: Site[], fixed: string[]): TrainableSpec[] {
+  const fixedHit = fixed.find((m) => targetMatches(cfg.targetModules, m));
+  if (fixedHit !== undefined)
+    throw new Error(`target_modules [${cfg.targetModules.join(', ')}] selects ${fixedHit}, which FedForward does not adapt (only the layers' linear projections)`);
   const out: TrainableSpec[] = [];
   for (let i = 0; i < layers; i++)
-    for (const [leaf, path, inF, outF] of sites)
-      if (cfg.targetModules.includes(leaf))
+    for (const [path, inF, outF] of sites) {
+      const module = `${layerPath(i)}.${path}`;
+      if (targetMatches(cfg.targetModules, module))
         out.push(
-          { name: `${layerPath(i)}.${path}.lora_A.weight`, shape: [cfg.r, inF], init: 'kaiming-uniform' },
-          { name: `${layerPath(i)}.${path}.lora_B.weight`, shape: [outF, cfg.r], init: 'zeros' },
+          { name: `${module}.lora_A.weight`, shape: [cfg.r, inF], init: 'kaiming-uniform' },
+          { name: `${module}.lora_B.weight`, shape: [outF, cfg.r], init: 'zeros' },
         );
+    }
   return out;
+}
+
+/** The full names of the modules that carry a LoRA pair, in module order. */
+export function adaptedModules(specs: readonly { name: string }[]): string[] {
+  return specs.flatMap((s) => s.name.match(/^(.*)\.lora_A\.weight$/)?.[1] ?? []);
 }
 
 /**
