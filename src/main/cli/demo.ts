@@ -8,6 +8,7 @@ import path from 'node:path';
 import { backendOption, positiveInt } from './options.ts';
 import { Peer } from '../federation/peer.ts';
 import { exportPeftAdapter } from '../export/peft.ts';
+import { resolveModelDir } from '../../worker/models/embedded.ts';
 
 const MB = 1024 * 1024;
 const ORGS = ['imdb', 'yelp', 'amazon'] as const;
@@ -68,7 +69,7 @@ export function demoCommand(program: Command): void {
         const after = await Promise.all(peers.map((p) => p.evaluateCommitted()));
         const { globals, init, round } = first.committedAdapter();
         const adapterDir = path.join(out, 'adapter');
-        await exportPeftAdapter(adapterDir, { family: init.family, task: 'classification', ...init.lora, baseModel: o.model, labels: init.labels }, init.specs, globals);
+        await exportPeftAdapter(adapterDir, { family: init.family, task: 'classification', ...init.lora, baseModel: resolveModelDir(o.model), labels: init.labels }, init.specs, globals);
         const summary = {
           rounds: round,
           organisations: ORGS.map((org, i) => {

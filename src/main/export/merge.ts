@@ -165,7 +165,7 @@ export async function exportRound(o: ExportOptions): Promise<ExportResult> {
         alpha: shape.lora.alpha,
         dropout: shape.lora.dropout,
         targetModules: shape.lora.targetModules,
-        baseModel: settings.model ?? spec.model,
+        baseModel: resolveModelDir(spec.model),
         ...(task === 'classification' ? { labels } : {}),
       };
       names = (await exportPeftAdapter(stage, info, shape.specs, cp.globals)).map((f) => path.basename(f));

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { randomCheckpoint, type RandomShape } from '../../../src/worker/models/random.ts';
@@ -30,6 +31,8 @@ afterAll(async () => {
 });
 
 const LABELS = ['neg', 'neutral', 'pos'];
+// The keys PEFT's LoraConfig knows (peft 0.20.1.dev0): any other makes PEFT warn of a newer version.
+const PEFT_FIELDS = (JSON.parse(await readFile(path.join(path.dirname(fileURLToPath(import.meta.url)), 'peft_lora_config_fields.json'), 'utf8')) as { fields: string[] }).fields;
 const TASK: Task = { kind: 'classification', numLabels: 3 };
 
 /** A small LCG: deterministic adapter values without tf's RNG. */
@@ -161,10 +164,15 @@ describe('PEFT adapter export', () => {
       const r = await exportRound({ dataDir });
       expect(r.round).toBe(3);
       expect(r.dir.startsWith(path.join(dataDir, 'exports'))).toBe(true);
-      expect(r.files.map((f) => path.basename(f)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+      expect(r.files.map((f) => path.basename(f)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'fedforward.json']);
       const cfg = JSON.parse(await readFile(path.join(r.dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
-      expect(cfg).toMatchObject({ peft_type: 'LORA', r: 3, lora_alpha: 6, target_modules: [...targets], fan_in_fan_out: family === 'gpt2', task_type: 'SEQ_CLS' });
+      const adapted = specs.filter((s) => s.name.endsWith('.lora_A.weight')).map((s) => s.name.slice(0, -'.lora_A.weight'.length));
+      // the full name of every adapted module, and the base model as a path AutoPeftModel can open
+      expect(cfg).toMatchObject({ peft_type: 'LORA', r: 3, lora_alpha: 6, target_modules: adapted, fan_in_fan_out: family === 'gpt2', task_type: 'SEQ_CLS', base_model_name_or_path: base.dir });
       expect(cfg.modules_to_save).toEqual(['score']);
+      for (const key of Object.keys(cfg)) expect(PEFT_FIELDS).toContain(key);
+      const meta = JSON.parse(await readFile(path.join(r.dir, 'fedforward.json'), 'utf8')) as Record<string, unknown>;
+      expect(meta).toEqual({ family, task: 'classification', target_modules: [...targets], labels: LABELS });
       const st = await readSafetensorsFile(path.join(r.dir, 'adapter_model.safetensors'));
       const loraNames = [...st.tensors.keys()].filter((k) => k.includes('lora_'));
       expect(loraNames.length).toBe(2 * targets.length * shape.layers);

@@ -215,7 +215,7 @@ describe('the peer API on a created (not started) federation', () => {
     expect(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]!)).toBe(true);
 
     const peft = await api.exportAdapter({ round: 1, merged: false });
-    expect((await finished(peft.taskId)).at(-1)!.files!.map((f) => path.basename(f)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect((await finished(peft.taskId)).at(-1)!.files!.map((f) => path.basename(f)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'fedforward.json']);
 
     const cancelled = await api.exportAdapter({ merged: true });
     expect(await api.cancel(cancelled.taskId)).toBe(true);
