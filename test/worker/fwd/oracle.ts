@@ -49,19 +49,19 @@ export function checkTangents(
 }
 
 /**
- * Forward vs reverse: both are exact derivatives evaluated in float32, so they differ only by
- * rounding, which grows with the number of terms summed: relative 1e-3 of the scale.
- * Finite difference: central differences have O(h²) truncation error and O(ε_f32·|L|/h)
- * rounding error; with h = 1e-2 that is about 1e-3–1e-2 of the scale, so allow 3e-2.
+ * Tolerances are relative to the size of the derivative itself (the largest |reverse| over the K
+ * directions), never to a floor, so a tangent rule that is 10 % off fails however small the
+ * derivative is. Forward vs reverse: both are exact derivatives evaluated in float32 and differ
+ * only by rounding: relative 1e-3. Finite difference: central differences have O(h²) truncation
+ * error and O(ε_f32·|L|/h) rounding error, so they get `fdTol` (3e-2 by default).
  */
 export function expectAgreement(res: OracleResult, fdTol = 3e-2): void {
-  const scaleOf = (a: number[]) => Math.max(1, ...a.map(Math.abs));
-  const s = scaleOf(res.reverse);
+  const s = Math.max(...res.reverse.map(Math.abs));
+  // the directions differ, so the derivative must be non-zero (guards against a zero tangent)
+  expect(s).toBeGreaterThan(0);
   res.forward.forEach((v, i) => {
     expect(Number.isFinite(v)).toBe(true);
     expect(Math.abs(v - res.reverse[i])).toBeLessThanOrEqual(1e-3 * s);
     expect(Math.abs(v - res.finiteDiff[i])).toBeLessThanOrEqual(fdTol * s);
   });
-  // the directions differ, so the two directional derivatives should too (guards against a zero tangent)
-  expect(res.reverse.some((v) => Math.abs(v) > 1e-6)).toBe(true);
 }
