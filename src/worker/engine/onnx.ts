@@ -78,10 +78,14 @@ export function toOnnx(g: Graph, outputs: Record<string, Value>): Emitted {
     },
   };
   const need = live(g, Object.values(outputs));
+  const taken = new Set<string>();
   for (const { value, name } of g.inputs) names.set(value, name);
   for (const [value, c] of g.consts) {
     if (!need.has(value)) continue;
-    const name = `w:${c.name}`;
+    // names stay readable (the HF name); a replayed graph may hold two scalars of one name
+    let name = `w:${c.name}`;
+    if (taken.has(name)) name += `#${value.id}`;
+    taken.add(name);
     names.set(value, name);
     inits.push({ name, dataType: typeOf(value.dtype), dims: value.shape as number[], rawData: bytesOf(c.data) });
     weightBytes += c.data.byteLength;

@@ -292,9 +292,12 @@ OPS.slice = {
     const ax = normAxis(a.axis as number, x.rank);
     const out = [...x.shape];
     const n = out[ax];
-    const end = Math.min(a.end as number, typeof n === 'number' ? n : Infinity);
-    // a stacked [1 + K] axis sliced from 1 gives back K
-    out[ax] = Number.isFinite(end) ? end - (a.start as number) : String(n).startsWith(`${a.start}+`) ? String(n).slice(String(a.start).length + 1) : `${n}-${a.start}`;
+    const start = a.start as number;
+    const end = a.end as number;
+    if (typeof n === 'number') out[ax] = Math.min(end, n) - start;
+    else if (end < Number.MAX_SAFE_INTEGER) out[ax] = end - start;
+    // to the end of a named dim; a stacked [1 + K] axis sliced from 1 gives back K
+    else out[ax] = n.startsWith(`${start}+`) ? n.slice(String(start).length + 1) : `${n}-${start}`;
     return out;
   },
   onnx: (e, [x], a) => one(e, 'Slice', [x, e.i64([a.start as number]), e.i64([a.end as number]), e.i64([a.axis as number])]),

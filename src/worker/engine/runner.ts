@@ -1,0 +1,126 @@
+// One model on ONNX Runtime: its graphs (inference, forward-mode step, reverse-mode step) traced
+// on first use, compiled into cached sessions, and run on host batches. The forward-mode step's
+// inputs are the batch, the adapter values and K tangents for the perturbed tensors only; its
+// outputs are the loss and the K directional derivatives.
+import { directions, combineDirections } from '../../shared/spry/directions.ts';
+import type { Seed } from '../../shared/spry/rng.ts';
+import type { IrModel, HostBatch } from './model.ts';
+import { batchFeeds, dropoutFeeds } from './model.ts';
+import { jvpGraph, tangentName } from './jvp.ts';
+import { grad } from './vjp.ts';
+import { toOnnx } from './onnx.ts';
+import { ort, session } from './session.ts';
+
+export type HostValues = Map<string, Float32Array>;
+
+export interface ForwardResult {
+  loss: number;
+  /** ∇f·v_k for each of the K directions */
+  jvp: number[];
+}
+
+export class Runner {
+  readonly model: IrModel;
+  /** identifies the base weights (a model directory, or a random checkpoint's shape and seed) */
+  readonly key: string;
+  private readonly causal: boolean;
+  constructor(model: IrModel, key: string) {
+    this.model = model;
+    this.key = key;
+    this.causal = model.family !== 'bert';
+  }
+
+  private sessionKey(mode: string, dropout: boolean, names: string[] = []): string {
+    const { task, lora } = this.model;
+    return JSON.stringify([this.key, task, lora, this.model.trainable.map((s) => s.name), mode, dropout, names]);
+  }
+
+  private feeds(s: ort.InferenceSession, batch: HostBatch, values: HostValues, dropoutSeed: number | null, extra: Record<string, { data: Float32Array; shape: number[] }> = {}) {
+    const host: Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> = { ...batchFeeds(this.model, batch, this.causal), ...extra };
+    for (const spec of this.model.trainable) {
+      const v = values.get(spec.name);
+      if (!v) throw new Error(`the adapter lacks tensor "${spec.name}"`);
+      host[spec.name] = { data: v, shape: spec.shape };
+    }
+    const feeds: Record<string, ort.Tensor> = {};
+    const dropNames = s.inputNames.filter((n) => n.startsWith('dropout:'));
+    if (dropNames.length > 0)
+      Object.assign(host, dropoutFeeds(dropNames.map((name) => ({ name, features: this.features(name) })), batch.b, batch.t, this.model.lora.dropout, dropoutSeed!));
+    for (const name of s.inputNames) {
+      const f = host[name];
+      if (!f) throw new Error(`no value for graph input "${name}"`);
+      feeds[name] = new ort.Tensor(f.data instanceof BigInt64Array ? 'int64' : 'float32', f.data, f.shape);
+    }
+    return feeds;
+  }
+
+  /** input features of a LoRA site's dropout mask: the in size of its A */
+  private features(dropName: string): number {
+    const spec = this.model.trainable.find((s) => s.name === `${dropName.slice('dropout:'.length)}.lora_A.weight`)!;
+    return spec.shape[1];
+  }
+
+  private dropout(seed: number | null) {
+    return seed !== null && this.model.lora.dropout > 0;
+  }
+
+  /** Logits of a batch ([B, T, V] or [B, C], flattened), no dropout. */
+  async logits(batch: HostBatch, values: HostValues): Promise<Float32Array> {
+    const s = await session(this.sessionKey('logits', false), () => {
+      const t = this.model.trace(false);
+      return toOnnx(t.graph, { logits: t.logits });
+    });
+    const out = await s.run(this.feeds(s, batch, values, null));
+    return out.logits.data as Float32Array;
+  }
+
+  /** The loss of a batch (dropout when a seed is given and the adapter has a rate). */
+  async loss(batch: HostBatch, values: HostValues, dropoutSeed: number | null): Promise<number> {
+    const drop = this.dropout(dropoutSeed);
+    const s = await session(this.sessionKey('loss', drop), () => {
+      const t = this.model.trace(drop);
+      return toOnnx(t.graph, { loss: t.loss });
+    });
+    const out = await s.run(this.feeds(s, batch, values, dropoutSeed));
+    return (out.loss.data as Float32Array)[0];
+  }
+
+  /** The loss and its K directional derivatives along `dirs` ([K, ...shape] per perturbed tensor). */
+  async jvp(batch: HostBatch, values: HostValues, dirs: Map<string, Float32Array>, k: number, dropoutSeed: number | null): Promise<ForwardResult> {
+    const names = [...dirs.keys()].sort();
+    if (names.length === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
+    const drop = this.dropout(dropoutSeed);
+    const s = await session(this.sessionKey('jvp', drop, names), () => {
+      const t = this.model.trace(drop);
+      const j = jvpGraph(t.graph, [t.loss], names);
+      return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! });
+    });
+    const extra: Record<string, { data: Float32Array; shape: number[] }> = {};
+    for (const n of names) extra[tangentName(n)] = { data: dirs.get(n)!, shape: [k, ...this.model.trainable.find((x) => x.name === n)!.shape] };
+    const out = await s.run(this.feeds(s, batch, values, dropoutSeed, extra));
+    return { loss: (out.loss.data as Float32Array)[0], jvp: Array.from(out.jvp.data as Float32Array) };
+  }
+
+  /**
+   * Spry's forward gradient on `names`: K directions from the shared Philox rule for `seed`,
+   * g = (1/K) Σ_k (∇f·v_k) v_k.
+   */
+  async forwardGradient(batch: HostBatch, values: HostValues, names: string[], k: number, seed: Seed, dropoutSeed: number | null): Promise<ForwardResult & { grads: HostValues }> {
+    const dirs = new Map(names.map((n) => [n, directions(seed, this.model.trainable, n, k)]));
+    const r = await this.jvp(batch, values, dirs, k, dropoutSeed);
+    return { ...r, grads: new Map(names.map((n) => [n, combineDirections(r.jvp, dirs.get(n)!)])) };
+  }
+
+  /** The loss and its exact gradient on `names`, by reverse mode (the graph's transpose rules). */
+  async backprop(batch: HostBatch, values: HostValues, names: string[], dropoutSeed: number | null): Promise<{ loss: number; grads: HostValues }> {
+    const sorted = [...names].sort();
+    const drop = this.dropout(dropoutSeed);
+    const s = await session(this.sessionKey('vjp', drop, sorted), () => {
+      const t = this.model.trace(drop);
+      const gs = grad(t.loss, sorted.map((n) => t.adapter.get(n)!));
+      return toOnnx(t.graph, { loss: t.loss, ...Object.fromEntries(sorted.map((n, i) => [`grad:${n}`, gs[i]])) });
+    });
+    const out = await s.run(this.feeds(s, batch, values, dropoutSeed));
+    return { loss: (out.loss.data as Float32Array)[0], grads: new Map(sorted.map((n) => [n, out[`grad:${n}`].data as Float32Array])) };
+  }
+}
