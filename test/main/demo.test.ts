@@ -16,6 +16,7 @@ afterAll(async () => {
 
 interface Summary {
   rounds: number;
+  commits: { round: number; term: number | null; aggregator: string | null }[];
   organisations: { name: string; accuracyBefore: number; accuracyAfter: number; testLossBefore: number; testLossAfter: number; peakTensorBytes: number; bytesSent: number }[];
   adapter: string;
 }
@@ -30,6 +31,10 @@ describe('fedforward demo', () => {
     );
     const summary = JSON.parse(stdout) as Summary;
     expect(summary.rounds).toBe(1);
+    // each round with the term it was committed in and the peer that led that term, never "?"
+    expect(summary.commits).toHaveLength(1);
+    expect(summary.commits[0]).toMatchObject({ round: 1, term: expect.any(Number), aggregator: expect.stringMatching(/^(imdb|yelp|amazon)$/) });
+    expect(summary.commits[0]!.term).toBeGreaterThanOrEqual(1);
     expect(summary.organisations.map((o) => o.name)).toEqual(['imdb', 'yelp', 'amazon']);
     for (const o of summary.organisations) {
       expect(o.accuracyBefore).toBeGreaterThan(0);

@@ -32,6 +32,12 @@ export function demoCommand(program: Command): void {
       const data = (org: string) => ({ source: 'sentiment', split: { kind: 'local' as const, client: org, domain: org }, seed: 0 });
       const peers = await Promise.all(ORGS.map((org) => Peer.open({ dataDir: path.join(out, 'peers', org), listen: ['/ip4/127.0.0.1/tcp/0'] })));
       const [first, ...others] = peers;
+      // who led each term (Raft: at most one leader a term), as the peers announce it
+      const leaders = new Map<number, string>();
+      for (const p of peers)
+        p.on('status', (s) => {
+          if (s.role === 'leader') leaders.set(s.term, s.name);
+        });
       try {
         log(`FedForward demo: 3 organisations (${ORGS.join(', ')}) each keep their review sentences to themselves and train one adapter with Spry.`);
         await first.create({
@@ -54,15 +60,20 @@ export function demoCommand(program: Command): void {
         const before = await Promise.all(peers.map((p) => p.evaluateCommitted()));
         log(`accuracy of the untrained adapter: ${before.map((m) => `${m.peer} ${pct(m.accuracy)}`).join(', ')}`);
 
-        let shown = 0;
+        // A round is reported with the term it was committed in (from the commit record) and the
+        // peer that led that term, not with whoever leads when the loop looks: by then an election
+        // may be under way (no leader at all) or another peer may lead.
+        const commits: { round: number; term: number | null; aggregator: string | null; seconds: number }[] = [];
         const t0 = Date.now();
-        while (shown < o.rounds) {
-          const st = peers.map((p) => p.status());
-          const committed = Math.min(...st.map((s) => s.committedRound));
-          if (committed > shown) {
-            shown = committed;
-            const leader = st.find((s) => s.role === 'leader');
-            log(`round ${committed}/${o.rounds} committed by all 3 (aggregator ${leader?.name ?? '?'}, term ${leader?.term ?? '?'}), ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+        while (commits.length < o.rounds) {
+          const committed = Math.min(...peers.map((p) => p.status().committedRound));
+          const records = committed > commits.length ? await first.dir.listCheckpoints() : [];
+          while (commits.length < committed) {
+            const round = commits.length + 1;
+            const term = records.find((c) => c.round === round)?.term ?? null;
+            const c = { round, term, aggregator: term === null ? null : (leaders.get(term) ?? null), seconds: (Date.now() - t0) / 1000 };
+            commits.push(c);
+            log(`round ${round}/${o.rounds} committed by all 3 (aggregator ${c.aggregator ?? '?'}, term ${term ?? '?'}), ${c.seconds.toFixed(0)} s`);
           }
           await sleep(200);
         }
@@ -72,6 +83,7 @@ export function demoCommand(program: Command): void {
         await exportPeftAdapter(adapterDir, { family: init.family, task: 'classification', ...init.lora, baseModel: resolveModelDir(o.model), labels: init.labels }, init.specs, globals);
         const summary = {
           rounds: round,
+          commits,
           organisations: ORGS.map((org, i) => {
             const sent = [...peers[i].traffic().values()].reduce((s, t) => s + t.sent, 0);
             return {
