@@ -46,7 +46,7 @@ export type CreateFederationSettings = z.output<typeof CreateFederationForm>;
 
 export const JoinOptions = z
   .object({
-    peerName: name.default('organisation'),
+    peerName: name.default('organisation-2'),
     domain: z.string().trim().max(100).optional(),
     limit: z.number().int().min(0).max(10_000_000).default(0),
   })

@@ -1,6 +1,6 @@
 // The Start and invite forms: text in, the API's arguments or per-field errors in plain words out.
 import { describe, expect, it } from 'vitest';
-import { defaultCreateFields, readCreateForm, readInviteForm, readJoinForm } from '../../src/renderer/lib/start_form.ts';
+import { CREATE_ORDER, TRAINING_SETTINGS, defaultCreateFields, defaultJoinFields, firstInvalid, readCreateForm, readInviteForm, readJoinForm } from '../../src/renderer/lib/start_form.ts';
 import { CreateFederationForm } from '../../src/shared/api.ts';
 
 describe('the create form', () => {
@@ -40,6 +40,22 @@ describe('the join form', () => {
   it('drops whitespace a paste put into the code', () => {
     const r = readJoinForm({ code: ' ff1-abc\n-def ', dataFile: ' data.jsonl ', peerName: 'yelp', domain: '' });
     expect(r).toEqual({ ok: true, errors: {}, value: { code: 'ff1-abc-def', dataFile: 'data.jsonl', peerName: 'yelp' } });
+  });
+});
+
+describe('the first field to fix', () => {
+  it('follows the order of the form, the collapsed settings last', () => {
+    const r = readCreateForm({ ...defaultCreateFields(), name: 'x', batchSize: '0', r: '0' });
+    expect(firstInvalid(r.errors, CREATE_ORDER)).toBe('r');
+    expect(TRAINING_SETTINGS.has('r')).toBe(true);
+    expect(firstInvalid(readCreateForm({ ...defaultCreateFields(), r: '0' }).errors, CREATE_ORDER)).toBe('name');
+    expect(firstInvalid({}, CREATE_ORDER)).toBe(null);
+    expect(CREATE_ORDER.filter((k) => TRAINING_SETTINGS.has(k))).toEqual([...TRAINING_SETTINGS]);
+  });
+
+  it('join has the defaults create has, and the same length limit on names', () => {
+    expect(defaultJoinFields()).toEqual({ code: '', peerName: 'organisation-2', dataFile: 'sentiment', domain: '' });
+    expect(readJoinForm({ code: 'ff1-a', dataFile: 'sentiment', peerName: 'n'.repeat(101), domain: '' }).errors).toEqual({ peerName: 'at most 100 characters' });
   });
 });
 

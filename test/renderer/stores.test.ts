@@ -1,9 +1,9 @@
 // @vitest-environment happy-dom
 // The stores (one per concern) over a fake typed API: pushed events, refresh, errors as words.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { flushSync } from 'svelte';
 import { FederationStore } from '../../src/renderer/lib/stores/federation.svelte.ts';
-import { TrainingStore, dedupeRounds, stepX } from '../../src/renderer/lib/stores/training.svelte.ts';
+import { TrainingStore, dedupeRounds, lastAttempts, stepX } from '../../src/renderer/lib/stores/training.svelte.ts';
 import { MemoryStore, ratioOf } from '../../src/renderer/lib/stores/memory.svelte.ts';
 import { ExportStore } from '../../src/renderer/lib/stores/export.svelte.ts';
 import type { Api } from '../../src/renderer/lib/bridge.ts';
@@ -86,12 +86,12 @@ describe('FederationStore', () => {
 
 describe('TrainingStore', () => {
   it('keeps one metric per round (the newest), in order, from refresh and from pushes', async () => {
-    const { api, push } = fakeApi({ metrics: () => ({ rounds: [metric(2, 5), metric(1, 1), metric(1, 3, 0.7)], steps: [{ round: 1, step: 1, steps: 4, loss: 0.9, at: 1 }] }) });
+    const { api, push } = fakeApi({ metrics: () => ({ rounds: [metric(2, 5), metric(1, 1), metric(1, 3, 0.7)], steps: [{ round: 1, attempt: 1, step: 1, steps: 4, loss: 0.9, at: 1 }] }) });
     const t = new TrainingStore(api);
     await t.refresh();
     expect(t.rounds.map((r) => [r.round, r.accuracy])).toEqual([[1, 0.7], [2, 0.5]]);
     push('round', metric(3, 9, 0.8));
-    push('step', { round: 2, step: 2, steps: 4, loss: 0.5, at: 2 });
+    push('step', { round: 2, attempt: 1, step: 2, steps: 4, loss: 0.5, at: 2 });
     expect(t.latest?.round).toBe(3);
     expect(t.best).toBe(0.8);
     expect(t.steps.map(stepX)).toEqual([0.25, 1.5]);
@@ -100,23 +100,66 @@ describe('TrainingStore', () => {
   it('dedupes by round', () => {
     expect(dedupeRounds([metric(1, 5), metric(1, 2)]).map((r) => r.at)).toEqual([5]);
   });
+
+  it('keeps round 0 as the baseline, apart from the best round', async () => {
+    const { api } = fakeApi({ metrics: () => ({ rounds: [metric(1, 2, 0.55), { ...metric(1, 1, 0.9), round: 0 }], steps: [] }) });
+    const t = new TrainingStore(api);
+    await t.refresh();
+    expect(t.rounds.map((r) => r.round)).toEqual([0, 1]);
+    expect(t.baseline?.accuracy).toBe(0.9);
+    expect(t.best).toBe(0.55);
+  });
+
+  it('draws each round’s newest attempt only: a retried round’s failed steps are left out', () => {
+    const { api, push } = fakeApi({});
+    const t = new TrainingStore(api);
+    const step = (round: number, attempt: number, s: number, loss = 1) => push('step', { round, attempt, step: s, steps: 3, loss, at: 0 });
+    for (const s of [1, 2, 3]) step(1, 1, s);
+    for (const s of [1, 2]) step(2, 1, s, 9); // attempt 1 of round 2 fails after two steps
+    for (const s of [1, 2, 3]) step(2, 2, s, 2);
+    expect(t.steps).toHaveLength(8);
+    expect(t.lastSteps.map((p) => [p.round, p.attempt, p.step])).toEqual([[1, 1, 1], [1, 1, 2], [1, 1, 3], [2, 2, 1], [2, 2, 2], [2, 2, 3]]);
+    expect(t.lastSteps.every((p) => p.loss !== 9)).toBe(true);
+    expect(t.retried).toEqual([2]);
+    // the same step pushed twice counts once
+    expect(lastAttempts([{ round: 1, attempt: 1, step: 1 }, { round: 1, attempt: 1, step: 1 }])).toHaveLength(1);
+  });
 });
 
 describe('MemoryStore', () => {
   it('adds pushed samples and keeps the highest peak per step', () => {
     const { api, push } = fakeApi({});
     const m = new MemoryStore(api);
-    push('memory', { at: 1, round: 1, step: 1, rss: 100, tensorBytes: 10, peakTensorBytes: 20 });
-    push('memory', { at: 2, round: 1, step: 1, rss: 120, tensorBytes: 5, peakTensorBytes: 30 });
-    push('memory', { at: 3, round: 1, step: 2, rss: 110, tensorBytes: 5, peakTensorBytes: 25 });
+    push('memory', { at: 1, round: 1, attempt: 1, step: 1, rss: 100, tensorBytes: 10, peakTensorBytes: 20 });
+    push('memory', { at: 2, round: 1, attempt: 1, step: 1, rss: 120, tensorBytes: 5, peakTensorBytes: 30 });
+    push('memory', { at: 3, round: 1, attempt: 1, step: 2, rss: 110, tensorBytes: 5, peakTensorBytes: 25 });
     expect(m.peakPerStep).toEqual([
-      { round: 1, step: 1, peakTensorBytes: 30 },
-      { round: 1, step: 2, peakTensorBytes: 25 },
+      { round: 1, attempt: 1, step: 1, peakTensorBytes: 30 },
+      { round: 1, attempt: 1, step: 2, peakTensorBytes: 25 },
     ]);
     expect(m.peakTensor).toBe(30);
     expect(m.peakRss).toBe(120);
     expect(m.latest?.at).toBe(3);
     m.dispose();
+  });
+
+  it('counts the same steps as Training (each round’s newest attempt), and the RSS at each round’s end', () => {
+    const { api, push } = fakeApi({});
+    const m = new MemoryStore(api);
+    const t = new TrainingStore(api);
+    let at = 0;
+    const step = (round: number, attempt: number, s: number, rss: number) => {
+      push('memory', { at: ++at, round, attempt, step: s, rss, tensorBytes: 5, peakTensorBytes: 9 });
+      push('step', { round, attempt, step: s, steps: 2, loss: 1, at });
+    };
+    step(1, 1, 1, 100);
+    step(1, 1, 2, 110);
+    step(2, 1, 1, 120);
+    step(2, 2, 1, 130);
+    step(2, 2, 2, 140);
+    expect(m.steps).toHaveLength(4);
+    expect(m.steps).toHaveLength(t.lastSteps.length);
+    expect(m.rssGrowth).toBe('end of round 1 → 2: 110 B → 140 B');
   });
 
   it('states backprop over forward only when both were measured', () => {
@@ -138,6 +181,7 @@ describe('ExportStore', () => {
         return { taskId: 't1' };
       },
       cancel: () => true,
+      listExports: () => [{ id: 'adapter-round-2-x', round: 2, merged: false, dir: '/d/exports/adapter-round-2-x', files: [{ name: 'a', bytes: 1 }], at: 5 }],
     });
     const e = new ExportStore(api);
     await e.start(undefined, true);
@@ -149,5 +193,20 @@ describe('ExportStore', () => {
     push('progress', { taskId: 't1', kind: 'export', stage: 'exported round 2', fraction: 1, state: 'done', files: ['a'] });
     expect(e.running).toBe(false);
     expect(e.task?.files).toEqual(['a']);
+    // a finished export joins the history
+    await vi.waitFor(() => expect(e.history.map((h) => h.id)).toEqual(['adapter-round-2-x']));
+    expect(e.error).toBe(null);
+  });
+
+  it('opens an export’s folder through the peer, and says why it could not', async () => {
+    let answer = '';
+    const { api, calls } = fakeApi({ openExportFolder: () => answer });
+    const e = new ExportStore(api);
+    await e.openFolder('adapter-round-1-x');
+    expect(calls).toEqual([['openExportFolder', ['adapter-round-1-x']]]);
+    expect(e.error).toBe(null);
+    answer = 'Failed to open path';
+    await e.openFolder('adapter-round-1-x');
+    expect(e.error).toBe('cannot open the folder: Failed to open path');
   });
 });

@@ -39,7 +39,8 @@ import type {
   TimelineEntry,
 } from '../../shared/api.ts';
 import type { z } from 'zod';
-import type { ExportArgs, JoinOptions, CreateInviteArgs } from '../../shared/api.ts';
+import { JoinOptions } from '../../shared/api.ts';
+import type { ExportArgs, CreateInviteArgs } from '../../shared/api.ts';
 
 export const APP_VERSION = '0.1.0';
 const MAX_STEPS_KEPT = 5000;
@@ -289,7 +290,7 @@ export class PeerApiImpl implements PeerApi {
   async join(code: string, dataFile: string, opts?: z.output<typeof JoinOptions>): Promise<StatusInfo> {
     if (this.peer.settings !== null) throw new Error(`this peer already belongs to federation "${this.peer.settings.federationName}"`);
     await checkData(dataFile);
-    const o = opts ?? { peerName: 'organisation', limit: 0 };
+    const o = opts ?? JoinOptions.parse({});
     this.starting = true;
     try {
       await this.peer.join(code, o.peerName, dataSpec(dataFile, o.peerName, o.domain, o.limit));

@@ -28,6 +28,16 @@ export function getBridge(): Bridge {
   return bridge;
 }
 
+/**
+ * Where the browser downloads an exported file (`fedforward serve` only, behind the same token as
+ * the page); null in the desktop app, which opens the folder instead.
+ */
+export function downloadHref(exportId: string, file: string): string | null {
+  if (connection.transport !== 'websocket') return null;
+  const token = tokenFromLocation(location, sessionStorage);
+  return token ? `/download/${encodeURIComponent(exportId)}/${encodeURIComponent(file)}?token=${encodeURIComponent(token)}` : null;
+}
+
 /** A typed view of a Bridge. */
 export interface Api {
   call<M extends ApiMethodName>(method: M, ...args: ApiArgs[M]): Promise<ApiResults[M]>;

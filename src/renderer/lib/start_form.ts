@@ -1,5 +1,5 @@
 // The Start screen's forms as plain data: text fields in, the API's arguments or per-field errors out.
-import { CreateFederationForm, CreateInviteArgs, InviteCode, fieldErrors } from '../../shared/api.ts';
+import { CreateFederationForm, CreateInviteArgs, InviteCode, JoinOptions, fieldErrors } from '../../shared/api.ts';
 
 export interface CreateFields {
   name: string;
@@ -92,11 +92,31 @@ export function readCreateForm(f: CreateFields): FormResult<CreateFederationForm
   return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, value, errors: {} };
 }
 
+/** The Create form's fields in the order they appear, the collapsed "Training settings" ones last. */
+export const CREATE_ORDER: (keyof CreateFields)[] = ['name', 'peerName', 'model', 'data', 'domain', 'limit', 'rounds', 'minMembers', 'r', 'alpha', 'dropout', 'targets', 'lr', 'maxLocalSteps', 'batchSize', 'maxLength', 'roundDeadlineSeconds'];
+/** Fields inside the collapsed "Training settings" section. */
+export const TRAINING_SETTINGS = new Set<keyof CreateFields>(['r', 'alpha', 'dropout', 'targets', 'lr', 'maxLocalSteps', 'batchSize', 'maxLength', 'roundDeadlineSeconds']);
+
+/** The first field (in `order`) that has an error, or null. */
+export function firstInvalid<K extends string>(errors: Record<string, string>, order: readonly K[]): K | null {
+  return order.find((k) => errors[k] !== undefined) ?? null;
+}
+
+/** The same words on both forms: the data field takes a built-in task or a file. */
+export const DATA_HELP = 'A built-in task (sentiment, brown-genre, brown-lm) or the path of a .jsonl/.csv file (text, label) on this machine; it never leaves it.';
+
 export interface JoinFields {
   code: string;
   dataFile: string;
   peerName: string;
   domain: string;
+}
+
+export const JOIN_ORDER: (keyof JoinFields)[] = ['code', 'peerName', 'dataFile', 'domain'];
+
+/** The join form's defaults: the same organisation default and data default as Create. */
+export function defaultJoinFields(): JoinFields {
+  return { code: '', peerName: JoinOptions.parse({}).peerName, dataFile: defaultCreateFields().data, domain: '' };
 }
 
 export function readJoinForm(f: JoinFields): FormResult<{ code: string; dataFile: string; peerName: string; domain?: string }> {
@@ -105,8 +125,9 @@ export function readJoinForm(f: JoinFields): FormResult<{ code: string; dataFile
   const c = InviteCode.safeParse(code);
   if (!c.success) errors.code = c.error.issues[0]!.message;
   else if (!code.startsWith('ff1')) errors.code = 'an invite code starts with "ff1"; paste the whole code';
-  if (!f.dataFile.trim()) errors.dataFile = 'the path of your .jsonl or .csv file on this machine (or a built-in task name)';
+  if (!f.dataFile.trim()) errors.dataFile = 'a built-in task name (e.g. sentiment) or the path of your .jsonl or .csv file';
   if (!f.peerName.trim()) errors.peerName = 'give your organisation a name';
+  for (const [k, msg] of Object.entries(fieldErrors(JoinOptions.unwrap(), { peerName: f.peerName, ...(f.domain.trim() ? { domain: f.domain } : {}) }))) errors[k] ??= msg;
   if (Object.keys(errors).length > 0) return { ok: false, errors };
   return { ok: true, value: { code, dataFile: f.dataFile.trim(), peerName: f.peerName.trim(), ...(f.domain.trim() ? { domain: f.domain.trim() } : {}) }, errors: {} };
 }

@@ -5,6 +5,7 @@ import { TrainingStore } from './training.svelte.ts';
 import { MemoryStore } from './memory.svelte.ts';
 import { DataStore } from './data.svelte.ts';
 import { ExportStore } from './export.svelte.ts';
+import { TimelineStore } from './timeline.svelte.ts';
 
 export interface Stores {
   federation: FederationStore;
@@ -12,6 +13,7 @@ export interface Stores {
   memory: MemoryStore;
   data: DataStore;
   exports: ExportStore;
+  timeline: TimelineStore;
 }
 
 let stores: Stores | null = null;
@@ -25,6 +27,7 @@ export function getStores(): Stores {
     memory: new MemoryStore(api),
     data: new DataStore(api),
     exports: new ExportStore(api),
+    timeline: new TimelineStore(api),
   };
   return stores;
 }

@@ -10,7 +10,13 @@ export class TrainingStore {
   error = $state<string | null>(null);
 
   readonly latest = $derived(this.rounds.at(-1) ?? null);
-  readonly best = $derived(this.rounds.reduce<number | null>((b, r) => (r.accuracy !== null && (b === null || r.accuracy > b) ? r.accuracy : b), null));
+  /** round 0: the initial adapter, before training */
+  readonly baseline = $derived(this.rounds.find((r) => r.round === 0) ?? null);
+  /** the steps of each round's newest attempt (a retried round's earlier steps are left out) */
+  readonly lastSteps = $derived(lastAttempts(this.steps));
+  /** rounds whose steps come from a retry */
+  readonly retried = $derived([...new Set(this.steps.filter((s) => s.attempt > 1).map((s) => s.round))].sort((a, b) => a - b));
+  readonly best = $derived(this.rounds.reduce<number | null>((b, r) => (r.round > 0 && r.accuracy !== null && (b === null || r.accuracy > b) ? r.accuracy : b), null));
 
   private api: Api;
   private offs: (() => void)[];
@@ -53,6 +59,15 @@ export function dedupeRounds(rounds: RoundMetric[]): RoundMetric[] {
     if (!prev || r.at >= prev.at) by.set(r.round, r);
   }
   return [...by.values()].sort((a, b) => a.round - b.round);
+}
+
+/** Per round only the steps of its newest attempt, one point per step (the newest), in order. */
+export function lastAttempts<T extends { round: number; attempt: number; step: number }>(steps: T[]): T[] {
+  const newest = new Map<number, number>();
+  for (const s of steps) newest.set(s.round, Math.max(newest.get(s.round) ?? 0, s.attempt));
+  const by = new Map<string, T>();
+  for (const s of steps) if (s.attempt === newest.get(s.round)) by.set(`${s.round}/${s.step}`, s);
+  return [...by.values()].sort((a, b) => a.round - b.round || a.step - b.step);
 }
 
 /** The x of a step on a continuous axis: round − 1 + step/steps. */
