@@ -3,6 +3,7 @@
 // and the point of `generate` is to show a checkpoint loaded right.
 import * as tf from '@tensorflow/tfjs';
 import type { Model } from './models/model.ts';
+import type { Params } from './models/lora.ts';
 import { disposeDual } from './fwd/dual.ts';
 import { Rng } from '../shared/spry/rng.ts';
 
@@ -14,6 +15,8 @@ export interface GenerateOptions {
   seed?: number;
   /** stop when this token is produced */
   stopId?: number | null;
+  /** adapter tensors (e.g. a loaded PEFT LoRA adapter); none: the base model */
+  params?: Params;
   onToken?: (id: number) => void;
 }
 
@@ -24,22 +27,27 @@ export function generate(model: Model, prompt: number[], opts: GenerateOptions):
   const rng = new Rng(opts.seed ?? 0);
   const temperature = opts.temperature ?? 0;
   for (let step = 0; step < opts.maxNewTokens; step++) {
-    const context = ids.slice(-model.dims.maxPositions);
-    const logits = tf.tidy(() => {
-      const batch = { ids: tf.tensor2d([context], undefined, 'int32'), mask: tf.ones([1, context.length]) as tf.Tensor2D };
-      const out = model.forward(batch, new Map(), null);
-      const last = tf.slice(out.p, [0, context.length - 1, 0], [1, 1, -1]).reshape([-1]);
-      disposeDual(out);
-      return last;
-    });
-    const row = logits.dataSync() as Float32Array;
-    logits.dispose();
+    const row = nextTokenLogits(model, ids.slice(-model.dims.maxPositions), opts.params);
     const next = temperature > 0 ? sample(row, temperature, opts.topK ?? 0, rng) : argmax(row);
     ids.push(next);
     opts.onToken?.(next);
     if (opts.stopId != null && next === opts.stopId) break;
   }
   return ids.slice(prompt.length);
+}
+
+/** The logits [V] the model gives after the last token of `context` (no padding, no dropout). */
+export function nextTokenLogits(model: Model, context: number[], params: Params = new Map()): Float32Array {
+  const logits = tf.tidy(() => {
+    const batch = { ids: tf.tensor2d([context], undefined, 'int32'), mask: tf.ones([1, context.length]) as tf.Tensor2D };
+    const out = model.forward(batch, params, null);
+    const last = tf.slice(out.p, [0, context.length - 1, 0], [1, 1, -1]).reshape([-1]);
+    disposeDual(out);
+    return last;
+  });
+  const row = logits.dataSync() as Float32Array;
+  logits.dispose();
+  return row;
 }
 
 export function argmax(row: ArrayLike<number>): number {

@@ -1,41 +1,89 @@
-// `fedforward generate`: text from a loaded checkpoint, the quickest proof that it loaded right.
-import type { Command } from 'commander';
+// `fedforward generate`: text from a loaded checkpoint, the quickest proof that it loaded right;
+// with --adapter, a PEFT LoRA adapter applied on top; with --ids --json, token ids in and the ids and
+// last prompt position's logits out, so any checkpoint (even without a tokenizer) can be compared
+// with Hugging Face transformers (bench/check_peft.py does).
+import * as tf from '@tensorflow/tfjs';
+import { type Command, InvalidArgumentError } from 'commander';
+import path from 'node:path';
 import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
 import { initBackend } from '../../worker/backend.ts';
 import { loadModel } from '../../worker/models/index.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
-import { generate } from '../../worker/generate.ts';
+import { plainParams, type Model } from '../../worker/models/model.ts';
+import type { Params } from '../../worker/models/lora.ts';
+import { generate, nextTokenLogits } from '../../worker/generate.ts';
+import { readPeftAdapter, type PeftAdapter } from '../export/peft.ts';
+
+function tokenIds(v: string): number[] {
+  const ids = v.split(',').map((s) => Number(s.trim()));
+  if (ids.length === 0 || ids.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError('expected comma-separated token ids, e.g. 3,17,42');
+  return ids;
+}
 
 export function generateCommand(program: Command): void {
   program
     .command('generate')
     .description('generate text from a Hugging Face model directory (greedy unless --temperature > 0)')
     .option('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json), or "embedded"', 'embedded')
+    .option('--adapter <dir>', 'a PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) to apply to the model')
     .option('--prompt <text>', 'prompt text', '')
+    .option('--ids <list>', 'the prompt as token ids (e.g. 3,17,42) instead of --prompt; needs no tokenizer', tokenIds)
     .option('--max-new-tokens <n>', 'tokens to generate', positiveInt, 64)
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', nonNegativeNumber, 0)
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', (v) => (v === '0' ? 0 : positiveInt(v)), 0)
     .option('--seed <n>', 'seed for sampling', positiveInt, 1)
-    .option('--json', 'print the result as JSON')
+    .option('--json', 'print the result as JSON (with --ids: also the logits of the last prompt position)')
     .addOption(backendOption())
     .action(async (o) => {
+      if (o.ids && o.prompt) throw new Error('give --prompt or --ids, not both');
       const backend = await initBackend(o.backend);
-      const { model, tokenizer } = await loadModel(resolveModelDir(o.model), { kind: 'causal-lm' }, { targetModules: [] });
-      if (!tokenizer) throw new Error(`${o.model} has no tokenizer.json`);
-      const prompt = tokenizer.encode(o.prompt);
-      if (prompt.length === 0) throw new Error('the prompt encodes to no tokens and the tokenizer adds no BOS: give --prompt');
-      const t0 = performance.now();
-      const ids = generate(model, prompt, {
-        maxNewTokens: o.maxNewTokens,
-        temperature: o.temperature,
-        topK: o.topK,
-        seed: o.seed,
-        stopId: tokenizer.eosId,
-      });
-      const text = tokenizer.decode(ids, { skipSpecialTokens: true });
-      const seconds = (performance.now() - t0) / 1000;
-      if (o.json) console.log(JSON.stringify({ prompt: o.prompt, promptIds: prompt, ids, text, backend: backend.name, seconds }));
-      else console.log(o.prompt + text);
-      model.dispose();
+      const adapter = o.adapter ? await readPeftAdapter(path.resolve(o.adapter)) : null;
+      if (adapter && adapter.taskType !== 'CAUSAL_LM') throw new Error(`${o.adapter}: task_type ${adapter.taskType} is not CAUSAL_LM; generate needs a language-model adapter`);
+      const { model, tokenizer } = await loadModel(resolveModelDir(o.model), { kind: 'causal-lm' }, adapter?.lora ?? { targetModules: [] });
+      try {
+        const params = adapter ? adapterParams(model, adapter, o.adapter) : new Map();
+        let prompt: number[];
+        if (o.ids) {
+          prompt = o.ids;
+          const bad = prompt.find((id) => id >= model.dims.vocabSize);
+          if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary (vocab_size ${model.dims.vocabSize})`);
+        } else {
+          if (!tokenizer) throw new Error(`${o.model} has no tokenizer.json: give the prompt as --ids`);
+          prompt = tokenizer.encode(o.prompt);
+          if (prompt.length === 0) throw new Error('the prompt encodes to no tokens and the tokenizer adds no BOS: give --prompt');
+        }
+        const t0 = performance.now();
+        const ids = generate(model, prompt, {
+          maxNewTokens: o.maxNewTokens,
+          temperature: o.temperature,
+          topK: o.topK,
+          seed: o.seed,
+          stopId: tokenizer?.eosId ?? null,
+          params,
+        });
+        const seconds = (performance.now() - t0) / 1000;
+        const text = tokenizer ? tokenizer.decode(ids, { skipSpecialTokens: true }) : null;
+        if (o.json) {
+          const lastLogits = o.ids ? Array.from(nextTokenLogits(model, prompt.slice(-model.dims.maxPositions), params)) : undefined;
+          console.log(JSON.stringify({ prompt: o.ids ? null : o.prompt, promptIds: prompt, ids, text, lastLogits, backend: backend.name, seconds }));
+        } else if (text !== null) console.log(o.prompt + text);
+        else console.log(ids.join(','));
+      } finally {
+        model.dispose();
+      }
     });
+}
+
+/** The adapter's tensors as the model's LoRA params: exactly the tensors the model expects, shapes checked. */
+function adapterParams(model: Model, adapter: PeftAdapter, dir: string): Params {
+  const values = new Map<string, tf.Tensor>();
+  for (const spec of model.trainable) {
+    const t = adapter.tensors.get(spec.name);
+    if (!t) throw new Error(`${dir}: the adapter has no tensor ${spec.name}`);
+    if (t.shape.join(',') !== spec.shape.join(',')) throw new Error(`${dir}: tensor ${spec.name} has shape [${t.shape}], the model needs [${spec.shape}]`);
+    values.set(spec.name, tf.tensor(t.data, t.shape, 'float32'));
+  }
+  const extra = [...adapter.tensors.keys()].find((n) => !values.has(n));
+  if (extra !== undefined) throw new Error(`${dir}: the adapter's tensor ${extra} has no place in this model`);
+  return plainParams(values);
 }

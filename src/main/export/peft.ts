@@ -5,8 +5,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
-import { serializeSafetensors } from '../../worker/io/safetensors.ts';
-import { adaptedModules } from '../../worker/models/lora.ts';
+import { readSafetensorsFile, serializeSafetensors } from '../../worker/io/safetensors.ts';
+import { type LoraConfig, adaptedModules, targetMatches } from '../../worker/models/lora.ts';
 import type { TensorSpec, Weights } from '../../shared/units.ts';
 
 export interface AdapterInfo {
@@ -74,4 +74,66 @@ export async function exportPeftAdapter(dir: string, info: AdapterInfo, specs: T
   await writeFileAtomic(metaPath, JSON.stringify(meta, null, 2) + '\n');
   await writeFileAtomic(cfgPath, JSON.stringify(adapterConfig(info, specs), null, 2) + '\n');
   return [cfgPath, modelPath, metaPath];
+}
+
+/** A PEFT LoRA adapter read from disk: its settings, and its tensors by FedForward's (PEFT's unprefixed) names. */
+export interface PeftAdapter {
+  taskType: string | null;
+  /** target_modules: the full names of the modules the file adapts */
+  lora: LoraConfig;
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+const PREFIX = 'base_model.model.';
+
+/**
+ * Reads DIR/adapter_config.json and DIR/adapter_model.safetensors as PEFT would load them; LoRA variants whose computation differs (DoRA, rsLoRA, per-module ranks,
+ * trained biases) are refused in one line rather than applied wrongly.
+ */
+export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
+  const cfg = await readJson(path.join(dir, ADAPTER_CONFIG));
+  const fail = (why: string): never => {
+    throw new Error(`${path.join(dir, ADAPTER_CONFIG)}: ${why}`);
+  };
+  if (cfg.peft_type !== 'LORA') fail(`peft_type ${JSON.stringify(cfg.peft_type)} is not LORA`);
+  const r = cfg.r;
+  const alpha = cfg.lora_alpha;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) fail(`r must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) fail(`lora_alpha must be a number, got ${JSON.stringify(alpha)}`);
+  for (const key of ['use_dora', 'use_rslora', 'lora_bias']) if (cfg[key] === true) fail(`${key} is not supported`);
+  for (const key of ['rank_pattern', 'alpha_pattern'])
+    if (cfg[key] && Object.keys(cfg[key] as object).length > 0) fail(`${key} is not supported`);
+  if ((cfg.bias ?? 'none') !== 'none') fail(`bias "${cfg.bias}" is not supported (only "none")`);
+  const targets = cfg.target_modules;
+  if (!(typeof targets === 'string' || (Array.isArray(targets) && targets.every((t) => typeof t === 'string')))) fail('target_modules must be a list of names or a regular expression');
+
+  const file = path.join(dir, ADAPTER_WEIGHTS);
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of (await readSafetensorsFile(file)).tensors) {
+    if (!name.startsWith(PREFIX)) throw new Error(`${file}: tensor "${name}" lacks PEFT's "${PREFIX}" prefix`);
+    if (!(t.data instanceof Float32Array)) throw new Error(`${file}: tensor "${name}" is not floating point`);
+    tensors.set(name.slice(PREFIX.length), { shape: t.shape, data: t.data });
+  }
+  const modules = adaptedModules([...tensors.keys()].map((name) => ({ name })));
+  if (modules.length === 0) throw new Error(`${file} holds no lora_A tensor`);
+  // PEFT loads a module's tensors only where target_modules selects the module
+  const unselected = modules.find((m) => !targetMatches(targets as string | string[], m));
+  if (unselected !== undefined) fail(`target_modules does not select ${unselected}, whose tensors adapter_model.safetensors holds`);
+
+  return {
+    taskType: typeof cfg.task_type === 'string' ? cfg.task_type : null,
+    lora: { r: r as number, alpha: alpha as number, dropout: 0, targetModules: modules },
+    tensors,
+  };
+}
+
+async function readJson(file: string): Promise<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${file} is not a JSON object`);
+  return value as Record<string, unknown>;
 }
