@@ -2,7 +2,7 @@
 // worker's view of the private data once, then trains and evaluates on request. It never touches
 // the network. Every failure becomes an error reply: an uncaught exception would make the wasm
 // backend end the whole process.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from './backend.ts';
 import { loadModel } from './models/index.ts';
@@ -11,6 +11,8 @@ import { initTrainable } from './models/lora.ts';
 import type { Model } from './models/model.ts';
 import type { Tokenizer } from './io/tokenizer.ts';
 import { localTrain } from './spry/client.ts';
+import { type Runner, runnerFor } from './engine/index.ts';
+import { initEngine, setThreads } from './engine/session.ts';
 import { evaluate } from './spry/evaluate.ts';
 import type { EncodedSet } from './spry/batching.ts';
 import { loadTaskData } from './data/task_data.ts';
@@ -23,6 +25,10 @@ if (!parentPort) throw new Error('compute_worker.ts must run in a worker thread'
 const port = parentPort;
 
 let model: Model | null = null;
+/** the model on ONNX Runtime, when its family is ported and FEDFORWARD_ENGINE is not "tfjs" */
+let runner: Runner | null = null;
+/** models loaded so far: a session cache key never outlives its weights */
+let loads = 0;
 const clients = new Map<string, { train: EncodedSet; test: EncodedSet }>();
 let peak = 0;
 
@@ -63,6 +69,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       if (!loaded.tokenizer) throw new Error(`${spec.model} has no tokenizer.json`);
       model?.dispose();
       model = loaded.model;
+      const engine = await startEngine(loaded.config, `${loaded.dir}#${++loads}`);
       clients.clear();
       for (const c of data.clients)
         clients.set(c.id, { train: encode(loaded.tokenizer, c.train, spec.maxLength), test: encode(loaded.tokenizer, c.test, spec.maxLength) });
@@ -73,7 +80,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
         id: req.id,
         type: 'init',
         result: {
-          backend: backend.name,
+          backend: engine ? `${engine}; ${backend.name} for the rest` : backend.name,
           family: model.family,
           lora: model.lora,
           specs: model.trainable.map((s) => ({ name: s.name, shape: s.shape })),
@@ -89,7 +96,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       const t0 = performance.now();
       const task = { client: req.client, roundSeed: req.roundSeed, method: methodSpec(req.method), hp: req.hp, units: req.units, globals: req.globals };
       const result = await profiled(() =>
-        localTrain(model!, task, c.train, (p) => port.postMessage({ id: req.id, type: 'progress', client: req.client, ...p, memory: memory() } satisfies WorkerReply)),
+        localTrain(model!, task, c.train, (p) => port.postMessage({ id: req.id, type: 'progress', client: req.client, ...p, memory: memory() } satisfies WorkerReply), runner),
       );
       return { id: req.id, type: 'train', result, memory: memory(), ms: performance.now() - t0 };
     }
@@ -98,6 +105,25 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       const result = await profiled(() => evaluate(model!, req.globals, c.test, req.batchSize, Infinity));
       return { id: req.id, type: 'evaluate', result, memory: memory() };
     }
+  }
+}
+
+/**
+ * The ONNX Runtime engine for the loaded model: its description, or null when the family is not
+ * ported, FEDFORWARD_ENGINE=tfjs asks for TensorFlow.js, or no execution provider starts (the
+ * forward gradients then run on TensorFlow.js, as before). Threads: the pool's share of the cores.
+ */
+async function startEngine(config: Record<string, unknown>, key: string): Promise<string | null> {
+  runner = null;
+  if (process.env.FEDFORWARD_ENGINE === 'tfjs') return null;
+  const threads = (workerData as { threads?: number } | null)?.threads;
+  if (threads) setThreads(threads);
+  try {
+    const info = await initEngine();
+    runner = runnerFor(model!, config, key);
+    return runner && info.detail;
+  } catch (e) {
+    return `ONNX Runtime unavailable (${oneLine(e)})`;
   }
 }
 

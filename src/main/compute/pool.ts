@@ -1,5 +1,6 @@
 // A pool of compute workers owned by the peer (or the simulator). Requests go to the first idle
 // worker; the network side never waits on tensors, only on these promises.
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DataSpec, InitReply, ModelSpec, WorkerReply, WorkerRequest } from '../../shared/worker_protocol.ts';
 
@@ -23,7 +24,8 @@ export class ComputePool {
   constructor(size: number) {
     this.size = Math.max(1, size);
     for (let i = 0; i < this.size; i++) {
-      const w = new Worker(WORKER_URL);
+      // each worker's ONNX Runtime sessions get their share of the cores
+      const w = new Worker(WORKER_URL, { workerData: { threads: Math.max(1, Math.floor(availableParallelism() / this.size)) } });
       w.on('message', (m: WorkerReply) => this.#onMessage(m));
       w.on('error', (e) => this.#fail(new Error(`compute worker crashed: ${e.message}`)));
       w.on('exit', (code) => {

@@ -3,8 +3,9 @@
 // session), intra-op threads are the cores the user allows (default: all), and one session is
 // kept per graph key (model, task, adapter layout, mode), with dynamic batch and sequence dims.
 import os from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { type Emitted, serialize } from './onnx.ts';
@@ -55,10 +56,22 @@ function probeModel(): Uint8Array {
   }).finish();
 }
 
+/**
+ * A provider that is not bundled (CUDA, TensorRT) is a library that the package's install script
+ * downloads; when that was skipped (offline installs), trying it would only log an error.
+ */
+function installed(b: { name: string; bundled: boolean }): boolean {
+  // WebGPU on Linux needs a GPU device node; without one, Dawn only prints a Vulkan warning
+  if (b.name === 'webgpu' && process.platform === 'linux') return existsSync('/dev/dri') || existsSync('/dev/nvidia0');
+  if (b.bundled) return true;
+  const bin = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  return existsSync(join(bin, process.platform === 'win32' ? `onnxruntime_providers_${b.name}.dll` : `libonnxruntime_providers_${b.name}.so`));
+}
+
 /** Choose the execution provider (once); `prefer` forces one, e.g. tests pin 'cpu' for double graphs. */
 export async function initEngine(prefer: Provider | 'auto' = 'auto'): Promise<EngineInfo> {
   if (chosen && (prefer === 'auto' || prefer === chosen.provider)) return chosen;
-  const offered = new Set(ort.listSupportedBackends().map((b) => b.name));
+  const offered = new Set(ort.listSupportedBackends().filter(installed).map((b) => b.name));
   const order = prefer === 'auto' ? PROVIDER_ORDER.filter((p) => offered.has(p)) : [prefer];
   const failures: string[] = [];
   for (const provider of order) {

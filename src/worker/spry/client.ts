@@ -11,6 +11,7 @@ import { type HyperParams, type MethodSpec, estimatorOf, perIteration } from '..
 import { stepSeed } from '../../shared/spry/seeds.ts';
 import { type Weights, tensorsOf } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
+import { type Runner, hostBatch, hostValues } from '../engine/index.ts';
 
 export interface ClientTask {
   client: string;
@@ -29,8 +30,12 @@ export interface ClientProgress {
   loss: number;
 }
 
-/** Train locally and return the update (assigned tensors' values, or jvp scalars in per-iteration mode). */
-export function localTrain(model: Model, task: ClientTask, data: EncodedSet, onStep?: (p: ClientProgress) => void): ClientUpdate {
+/**
+ * Train locally and return the update (assigned tensors' values, or jvp scalars in per-iteration mode).
+ * With a `runner` the forward-gradient estimator (Spry, FedFgd) runs on ONNX Runtime; the other
+ * estimators, and everything without a runner, run on TensorFlow.js.
+ */
+export async function localTrain(model: Model, task: ClientTask, data: EncodedSet, onStep?: (p: ClientProgress) => void, runner?: Runner | null): Promise<ClientUpdate> {
   const { method, hp, client, roundSeed } = task;
   if (data.ids.length === 0) throw new Error(`client ${client} has no training examples`);
   const names = tensorsOf(model.units, task.units);
@@ -41,9 +46,13 @@ export function localTrain(model: Model, task: ClientTask, data: EncodedSet, onS
   }));
   const estimator = estimatorOf(method, hp);
   const rng = new Rng(stepSeed(roundSeed, client, -1));
-  const estimate = (step: number, batch: ReturnType<typeof batchOf>): GradientEstimate => {
+  const estimate = async (step: number, batch: ReturnType<typeof batchOf>): Promise<GradientEstimate> => {
     const seed = stepSeed(roundSeed, client, step);
     const dropoutSeed = rng.int(2 ** 31);
+    if (estimator.kind === 'forward' && runner) {
+      const r = await runner.forwardGradient(hostBatch(batch), hostValues(values), names, estimator.k, seed, dropoutSeed);
+      return { loss: r.loss, jvp: r.jvp, grads: new Map([...r.grads].map(([n, g]) => [n, tf.tensor(g, values.get(n)!.shape, 'float32')])) };
+    }
     if (estimator.kind === 'forward') return forwardGradient(model, batch, values, names, estimator.k, seed, dropoutSeed);
     if (estimator.kind === 'backprop') return backpropGradient(model, batch, values, names, dropoutSeed);
     return zeroOrderGradient(model, batch, values, names, { ...estimator, seed, dropoutSeed });
@@ -54,7 +63,7 @@ export function localTrain(model: Model, task: ClientTask, data: EncodedSet, onS
     if (method.local === 'step' || perIteration(method, hp)) {
       const order = rng.shuffle(range(data.ids.length)).slice(0, hp.batchSize);
       const batch = batchOf(data, order, hp.maxLength);
-      const est = estimate(0, batch);
+      const est = await estimate(0, batch);
       tf.dispose(Object.values(batch));
       onStep?.({ step: 1, steps: 1, loss: est.loss });
       const update: ClientUpdate = { client, units: task.units, numExamples: order.length, loss: est.loss };
@@ -73,7 +82,7 @@ export function localTrain(model: Model, task: ClientTask, data: EncodedSet, onS
       const order = rng.shuffle(range(data.ids.length));
       for (let b = 0; b < perEpoch && step < steps; b++, step++) {
         const batch = batchOf(data, order.slice(b * hp.batchSize, (b + 1) * hp.batchSize), hp.maxLength);
-        const est = estimate(step, batch);
+        const est = await estimate(step, batch);
         tf.dispose(Object.values(batch));
         opt.step(values, est.grads);
         tf.dispose([...est.grads.values()]);

@@ -23,7 +23,7 @@ const hp = HyperParams.parse({ spryMode: 'iteration', k, batchSize: 8, lr: 0.5 }
 const out = [];
 for (const [client, units] of assignment) {
   const data = clientData(client);
-  const update = localTrain(model, { client, roundSeed, method: METHODS.spry, hp, units, globals }, data);
+  const update = await localTrain(model, { client, roundSeed, method: METHODS.spry, hp, units, globals }, data);
   // the client's own forward gradient: the same step (seed of step 0, all its examples, no dropout)
   const values = new Map(model.trainable.map((s) => [s.name, tf.tensor(globals.get(s.name)!, s.shape)]));
   const batch = makeBatch(data.ids, data.labels, data.pad);
