@@ -105,3 +105,29 @@ export function unpackWeights(layout: TensorLayout | undefined, data: Uint8Array
 export function hashWeights(weights: Weights, specs: readonly TensorSpec[]): string {
   return sha256Hex(packWeights(weights, specs).data);
 }
+
+export function copyWeights(w: Weights): Weights {
+  return new Map([...w].map(([k, v]) => [k, new Float32Array(v)]));
+}
+
+/** packWeights that tolerates missing tensors (sent as they are; the receiver refuses them). */
+export function packLoose(weights: Weights, specs: TensorSpec[]): { layout: TensorLayout; data: Uint8Array } {
+  const present = specs.filter((s) => weights.has(s.name));
+  const out: Float32Array[] = [];
+  const layout: TensorLayout = [];
+  let at = 0;
+  for (const s of present) {
+    const w = weights.get(s.name)!;
+    out.push(w);
+    // the actual length decides the shape on the wire, so a wrong-sized tensor shows as such
+    layout.push({ name: s.name, shape: w.length === sizeOf(s.shape) ? [...s.shape] : [w.length], offset: at * 4 });
+    at += w.length;
+  }
+  const all = new Float32Array(at);
+  let p = 0;
+  for (const w of out) {
+    all.set(w, p);
+    p += w.length;
+  }
+  return { layout, data: new Uint8Array(all.buffer) };
+}
