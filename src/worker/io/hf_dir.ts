@@ -41,12 +41,21 @@ export async function loadHfDir(dir: string): Promise<HfDir> {
       if (t.data instanceof Float32Array) tensors.set(name, { shape: t.shape, data: t.data });
     }
   }
-  const tokenizerPath = path.join(abs, 'tokenizer.json');
-  const tokenizerConfigPath = path.join(abs, 'tokenizer_config.json');
-  const tokenizer = existsSync(tokenizerPath)
-    ? await Tokenizer.fromFiles(tokenizerPath, existsSync(tokenizerConfigPath) ? tokenizerConfigPath : undefined)
-    : null;
-  return { config, tensors, tokenizer, dir: abs };
+  return { config, tensors, tokenizer: await loadTokenizer(abs), dir: abs };
+}
+
+/**
+ * The directory's tokenizer: tokenizer.json, else a legacy GPT-2 pair vocab.json + merges.txt; null
+ * when it has neither. Half a pair is an error, not a missing tokenizer.
+ */
+async function loadTokenizer(dir: string): Promise<Tokenizer | null> {
+  const file = (name: string) => path.join(dir, name);
+  const configs = ['tokenizer_config.json', 'special_tokens_map.json'].map(file).filter((f) => existsSync(f));
+  if (existsSync(file('tokenizer.json'))) return Tokenizer.fromFiles(file('tokenizer.json'), existsSync(file('tokenizer_config.json')) ? file('tokenizer_config.json') : undefined);
+  const [vocab, merges] = [existsSync(file('vocab.json')), existsSync(file('merges.txt'))];
+  if (vocab && merges) return Tokenizer.fromBpeFiles(file('vocab.json'), file('merges.txt'), configs);
+  if (vocab || merges) throw new Error(`${dir} has ${vocab ? 'vocab.json but no merges.txt' : 'merges.txt but no vocab.json'} (and no tokenizer.json)`);
+  return null;
 }
 
 /**

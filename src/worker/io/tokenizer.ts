@@ -63,6 +63,61 @@ export class Tokenizer {
     }
   }
 
+  /**
+   * A legacy GPT-2 directory's byte-level BPE (vocab.json + merges.txt, no tokenizer.json), built as
+   * the tokenizer.json that transformers' GPT2 converter writes for it: ByteLevel pre-tokenizer (GPT-2's
+   * regex), BPE model, ByteLevel decoder, and the special tokens the configs name as added tokens.
+   * configPaths: tokenizer_config.json and special_tokens_map.json where present (the first wins).
+   */
+  static async fromBpeFiles(vocabPath: string, mergesPath: string, configPaths: string[] = []): Promise<Tokenizer> {
+    const vocab = await readJsonObject(vocabPath);
+    for (const [token, id] of Object.entries(vocab))
+      if (!Number.isInteger(id) || (id as number) < 0) throw new Error(`${vocabPath}: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}, not a non-negative integer`);
+    let text: string;
+    try {
+      text = await readFile(mergesPath, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read ${mergesPath}: ${oneLine((err as Error).message)}`);
+    }
+    const merges: [string, string][] = [];
+    text.split('\n').forEach((line, i) => {
+      if (line === '' || (i === 0 && line.startsWith('#version'))) return;
+      const pair = line.split(' ');
+      if (pair.length !== 2) throw new Error(`${mergesPath}: line ${i + 1} is not two tokens separated by one space`);
+      merges.push(pair as [string, string]);
+    });
+    const configs = await Promise.all(configPaths.map((f) => readJsonObject(f)));
+    // transformers' GPT2Tokenizer defaults: <|endoftext|> is BOS, EOS and UNK unless the configs say otherwise
+    const eot = '<|endoftext|>';
+    const defaults = eot in vocab ? { bos_token: eot, eos_token: eot, unk_token: eot } : {};
+    const config: Record<string, unknown> = Object.assign(defaults, ...configs.reverse());
+    if (config.add_bos_token === true) throw new Error(`${configPaths[0]}: add_bos_token is not supported without a tokenizer.json`);
+    const prefixSpace = config.add_prefix_space === true;
+    const specials = new Set(['bos_token', 'eos_token', 'unk_token', 'pad_token'].map((k) => tokenName(config[k])).filter((n): n is string => n !== null));
+    const addedTokens = [...specials].map((content) => {
+      const id = vocab[content];
+      if (id === undefined) throw new Error(`${vocabPath} lacks the special token ${JSON.stringify(content)} that the tokenizer configuration names`);
+      return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true };
+    });
+    const byteLevel = (trimOffsets: boolean) => ({ type: 'ByteLevel', add_prefix_space: prefixSpace, trim_offsets: trimOffsets, use_regex: true });
+    const json = {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: addedTokens,
+      normalizer: null,
+      pre_tokenizer: byteLevel(true),
+      post_processor: byteLevel(false),
+      decoder: byteLevel(true),
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
+    };
+    try {
+      return new Tokenizer(json, config);
+    } catch (err) {
+      throw new Error(`${vocabPath} + ${mergesPath}: cannot build the tokenizer: ${oneLine((err as Error).message)}`);
+    }
+  }
+
   encode(text: string, opts: EncodeOptions = {}): number[] {
     return this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
   }
