@@ -100,6 +100,7 @@ export class PeerApiImpl implements PeerApi {
         void this.checkCollapse(m.round, m.accuracy ?? null).catch(() => {});
       }),
       peer.on('step', (e) => this.onStep(e)),
+      peer.on('timeline', (e) => void this.recorder.add(e)),
     );
   }
 

@@ -111,6 +111,7 @@ export class Aggregator {
         await this.runRound(term, next, [...connected].sort());
       } catch (e) {
         ctx.log(`round ${next} failed: ${oneLine(e)}`);
+        ctx.emit('timeline', { kind: 'round-failed', round: next, term, reason: oneLine(e) });
         await sleep(500);
       }
     }
@@ -147,6 +148,7 @@ export class Aggregator {
     const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set(), refused: new Set() };
     this.collecting = c;
     ctx.currentRound = round;
+    ctx.emit('timeline', { kind: 'round-started', round, term, attempt: 1, aggregator: ctx.nameOf(ctx.peerId), participants: participants.map((p) => ctx.nameOf(p)) });
     ctx.changed();
     const timing = ctx.timing(round, 'aggregator');
     ctx.log(`round ${round}: announcing to ${participants.length} member(s)`);
@@ -180,6 +182,7 @@ export class Aggregator {
       })().catch((e: unknown) => {
         c.refused.add(ctx.peerId);
         ctx.log(`round ${round}: own update: ${oneLine(e)}`);
+        ctx.emit('timeline', { kind: 'update-refused', round, member: ctx.nameOf(ctx.peerId), reason: oneLine(e) });
       });
     }
     // Wait for every expected update; a member whose connection stays down for a while (crashed,
@@ -197,6 +200,7 @@ export class Aggregator {
       if (Date.now() - since < MEMBER_GONE_MS) return true;
       c.refused.add(p);
       ctx.log(`round ${round}: ${short(p)} is gone; not waiting for its update`);
+      ctx.emit('timeline', { kind: 'update-refused', round, member: ctx.nameOf(p), reason: 'its connection was lost; the round went on without its update' });
       return false;
     };
     while (this.leaderOf(term) && Date.now() < deadline && [...c.expected].filter(waitingFor).length > 0) await sleep(50);
@@ -206,18 +210,21 @@ export class Aggregator {
     const updates = [...c.updates.values()];
     if (updates.length === 0) throw new Error('no update arrived before the deadline');
     const tAgg = Date.now();
+    ctx.emit('timeline', { kind: 'phase', round, phase: 'aggregating' });
     const globals = strategy.aggregate(plan, base.globals, updates);
     const cp: Checkpoint = { round, globals, server: strategy.server };
     const bytes = serializeCheckpoint(cp, settings.federationId);
     const sha = sha256Hex(bytes);
     timing.aggregateMs = Date.now() - tAgg;
     const tCommit = Date.now();
+    ctx.emit('timeline', { kind: 'phase', round, phase: 'committing' });
     await this.commitRound(term, cp, bytes, sha);
     timing.commitMs = Date.now() - tCommit;
     timing.totalMs = Date.now() - t0;
     const examples = updates.reduce((s, u) => s + u.numExamples, 0);
     const trainLoss = updates.reduce((s, u) => s + (Number.isFinite(u.loss) ? u.loss * u.numExamples : 0), 0) / examples;
     ctx.log(`round ${round} committed by a majority (${updates.length}/${participants.length} updates, ${sha.slice(0, 12)})`);
+    ctx.emit('timeline', { kind: 'round-committed', round, term, aggregator: ctx.nameOf(ctx.peerId), participants: participants.length, updates: updates.length, members: [...c.updates.keys()].map((p) => ctx.nameOf(p)) });
     void this.member
       .evaluate(round, { trainLoss, updates: updates.length, participants: participants.length, wallMs: Date.now() - t0 })
       .catch((e: unknown) => ctx.log(`evaluation of round ${round}: ${oneLine(e)}`));
@@ -278,6 +285,7 @@ export class Aggregator {
       const c = this.collecting;
       if (c !== null && c.term === msg.term && c.round === msg.round) c.refused.add(from);
       this.ctx.log(`rejected the update of ${short(from)}: ${reason}`);
+      this.ctx.emit('timeline', { kind: 'update-refused', round: msg.round, member: this.ctx.nameOf(from), reason });
       return { type: 'error' as const, reason };
     }
   }

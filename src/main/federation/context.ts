@@ -165,8 +165,13 @@ export interface PeerEvents {
   round: RoundMetric;
   /** Local training progress, with the worker's memory sample. */
   step: StepEvent;
+  /** What happened to a round on the aggregator (started, failed, refused an update, committed), for the interface's timeline. */
+  timeline: TimelineReport;
 }
 export type PeerEventName = keyof PeerEvents;
+
+/** One entry of the round timeline; the interface checks it against TimelineEntry (src/shared/api.ts). */
+export type TimelineReport = { kind: 'round-started' | 'round-failed' | 'update-refused' | 'phase' | 'round-committed' } & Record<string, unknown>;
 
 /** A member's copy of the aggregator's checkpoint: stored, not known to be committed yet. */
 export interface Staged {
@@ -214,7 +219,7 @@ export class PeerContext {
   private saveChain: Promise<void> = Promise.resolve();
   private roundTimings = new Map<number, RoundTiming>();
   lastTraffic = new Map<string, ProtocolTraffic>();
-  private listeners: { [E in PeerEventName]: Set<(payload: PeerEvents[E]) => void> } = { status: new Set(), round: new Set(), step: new Set() };
+  private listeners: { [E in PeerEventName]: Set<(payload: PeerEvents[E]) => void> } = { status: new Set(), round: new Set(), step: new Set(), timeline: new Set() };
 
   constructor(options: PeerOptions, dir: DataDir, key: PrivateKey, peerId: string) {
     this.options = options;
@@ -225,6 +230,11 @@ export class PeerContext {
   }
 
   // ---- events ---------------------------------------------------------------------------------
+
+  /** A member's name in the federation file (its short id when it has none). */
+  nameOf(id: string): string {
+    return this.fed?.members.find((m) => m.peerId === id)?.name || short(id);
+  }
 
   on<E extends PeerEventName>(event: E, fn: (payload: PeerEvents[E]) => void): () => void {
     this.listeners[event].add(fn);
