@@ -268,6 +268,10 @@ export const commitAckSchema = z.object({
   ok: z.boolean(),
   reason: z.string().max(500).optional(),
 });
+  /** The round's aggregate figures, so that every member shows them, not only the aggregator. */
+  summary: z
+    .object({ trainLoss: z.number().finite().nullable(), updates: natSchema, participants: natSchema, wallMs: natSchema })
+    .optional(),
 export type CommitRequest = z.infer<typeof commitRequestSchema>;
 
 /** A member that lacks committed rounds (after a restart or a partition) asks for one by number. */

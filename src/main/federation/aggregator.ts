@@ -20,7 +20,7 @@ import { oneLine, short, sleep, type PeerContext } from './context.ts';
 import type { Member } from './member.ts';
 import { Strategy, type RoundPlan } from '../spry/strategy.ts';
 import type { ServerOptState } from '../spry/server_optimizer.ts';
-import { PROTOCOLS, type RoundAnnounce, type UpdateSubmission } from '../../shared/messages.ts';
+import { PROTOCOLS, type CommitRequest, type RoundAnnounce, type UpdateSubmission } from '../../shared/messages.ts';
 import { HyperParams, methodSpec, perIteration } from '../../shared/methods.ts';
 import { tensorsOf, type TensorSpec } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
@@ -216,13 +216,14 @@ export class Aggregator {
     const bytes = serializeCheckpoint(cp, settings.federationId);
     const sha = sha256Hex(bytes);
     timing.aggregateMs = Date.now() - tAgg;
-    const tCommit = Date.now();
-    ctx.emit('timeline', { kind: 'phase', round, phase: 'committing' });
-    await this.commitRound(term, cp, bytes, sha);
-    timing.commitMs = Date.now() - tCommit;
-    timing.totalMs = Date.now() - t0;
     const examples = updates.reduce((s, u) => s + u.numExamples, 0);
     const trainLoss = updates.reduce((s, u) => s + (Number.isFinite(u.loss) ? u.loss * u.numExamples : 0), 0) / examples;
+    const summary = { trainLoss: Number.isFinite(trainLoss) ? trainLoss : null, updates: updates.length, participants: participants.length, wallMs: Date.now() - t0 };
+    const tCommit = Date.now();
+    ctx.emit('timeline', { kind: 'phase', round, phase: 'committing' });
+    await this.commitRound(term, cp, bytes, sha, summary);
+    timing.commitMs = Date.now() - tCommit;
+    timing.totalMs = Date.now() - t0;
     ctx.log(`round ${round} committed by a majority (${updates.length}/${participants.length} updates, ${sha.slice(0, 12)})`);
     ctx.emit('timeline', { kind: 'round-committed', round, term, aggregator: ctx.nameOf(ctx.peerId), participants: participants.length, updates: updates.length, members: [...c.updates.keys()].map((p) => ctx.nameOf(p)) });
     void this.member
@@ -236,7 +237,7 @@ export class Aggregator {
    * Storing here last means an aggregator cut off in a minority never keeps a round that the
    * federation did not commit; staging at the members means they do not either.
    */
-  private async commitRound(term: number, cp: Checkpoint, bytes: Uint8Array, sha: string): Promise<void> {
+  private async commitRound(term: number, cp: Checkpoint, bytes: Uint8Array, sha: string, summary?: CommitRequest['summary']): Promise<void> {
     const ctx = this.ctx;
     const stored = new Set<string>([ctx.peerId]);
     const majority = () => Math.floor(ctx.raft!.members.length / 2) + 1;
@@ -248,7 +249,7 @@ export class Aggregator {
       await Promise.all(
         others.map(async (p) => {
           try {
-            const res = await request(ctx.node!, peerIdFromString(p), PROTOCOLS.commit, { type: 'commit-request', term, round: cp.round, sha256: sha, ...(prevSha256 !== undefined ? { prevSha256 } : {}) }, { data: bytes, timeoutMs: 30_000 });
+            const res = await request(ctx.node!, peerIdFromString(p), PROTOCOLS.commit, { type: 'commit-request', term, round: cp.round, sha256: sha, ...(prevSha256 !== undefined ? { prevSha256 } : {}), ...(summary ? { summary } : {}) }, { data: bytes, timeoutMs: 30_000 });
             if (res.msg.type === 'commit-ack' && res.msg.ok) stored.add(p);
             else ctx.log(`round ${cp.round}: ${short(p)} did not store: ${res.msg.type === 'error' ? res.msg.reason : (res.msg.reason ?? '')}`);
           } catch (e) {

@@ -7,7 +7,9 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { request, sha256Hex, withData } from './wire.ts';
 import { hashWeights, packLoose, packWeights, parseCheckpoint, unpackWeights } from './checkpoint.ts';
 import { oneLine, sleep, type PeerContext, type RoundMetric, type Submission, type TrainingProgress } from './context.ts';
-import { PROTOCOLS, type CheckpointFetchResponse, type CommitAck, type ErrorReply, type RoundAnnounce, type WeightsFetchResponse } from '../../shared/messages.ts';
+import { PROTOCOLS, type CheckpointFetchResponse, type CommitAck, type CommitRequest, type ErrorReply, type RoundAnnounce, type WeightsFetchResponse } from '../../shared/messages.ts';
+
+type RoundSummary = NonNullable<CommitRequest['summary']>;
 import { HyperParams, methodSpec, perIteration } from '../../shared/methods.ts';
 import { roundSeed } from '../../shared/spry/seeds.ts';
 import type { InitReply } from '../../shared/worker_protocol.ts';
@@ -23,6 +25,8 @@ export class Member {
   private trainChain: Promise<void> = Promise.resolve();
   /** Fetching committed rounds it lacks, one catch-up at a time. */
   private catchChain: Promise<void> = Promise.resolve();
+  /** The aggregator's figures of the rounds staged here, until they commit. */
+  private summaries = new Map<number, RoundSummary>();
 
   constructor(ctx: PeerContext) {
     this.ctx = ctx;
@@ -69,7 +73,7 @@ export class Member {
   }
 
   /** Stage the aggregator's checkpoint of `round`; it is committed here only later. */
-  async onCommit(term: number, round: number, sha: string, prevSha: string | undefined, from: string, data: Uint8Array | undefined): Promise<CommitAck | ErrorReply> {
+  async onCommit(term: number, round: number, sha: string, prevSha: string | undefined, from: string, data: Uint8Array | undefined, summary?: RoundSummary): Promise<CommitAck | ErrorReply> {
     const ctx = this.ctx;
     const raft = ctx.raft;
     const ack = (ok: boolean, reason?: string): CommitAck => ({ type: 'commit-ack', term, round, sha256: sha, ok, ...(reason ? { reason: reason.slice(0, 500) } : {}) });
@@ -95,6 +99,7 @@ export class Member {
       if (raft.term !== term || raft.leaderId !== from) throw new Error(`not the aggregator of term ${raft.term}`);
       await ctx.dir.stageCheckpoint(round, term, data);
       ctx.staged = { round, term, sha, bytes: data };
+      if (summary) this.summaries.set(round, summary);
       raft.setStaged(round, term);
       ctx.currentRound = Math.max(ctx.currentRound, round);
       ctx.log(`round ${round} staged (${sha.slice(0, 12)})`);
@@ -165,7 +170,11 @@ export class Member {
         await this.dropStagedUpTo(round);
         ctx.log(`round ${round} committed (${sha.slice(0, 12)})`);
         ctx.changed();
-        void this.evaluate(round).catch((e: unknown) => ctx.log(`evaluation of round ${round}: ${oneLine(e)}`));
+        // the aggregator's figures of the round (train loss, updates) go with this peer's evaluation
+        const sm = this.summaries.get(round);
+        this.summaries.clear();
+        const extra = sm ? { updates: sm.updates, participants: sm.participants, wallMs: sm.wallMs, ...(sm.trainLoss !== null ? { trainLoss: sm.trainLoss } : {}) } : {};
+        void this.evaluate(round, extra).catch((e: unknown) => ctx.log(`evaluation of round ${round}: ${oneLine(e)}`));
         return;
       }
       await this.catchUp(leader, round);

@@ -13,7 +13,7 @@ import { createPeerNode, type PeerNode } from './node.ts';
 import { registerProtocol, trafficOf, type ProtocolTraffic } from './wire.ts';
 import { parseCheckpoint } from './checkpoint.ts';
 import { electionOf, oneLine, PeerContext, short, type CreateSettings, type LocalConfig, type ModelInfo, type PeerEventName, type PeerEvents, type PeerOptions, type PeerStatus, type RoundMetric, type RoundTiming } from './context.ts';
-import { Membership } from './membership.ts';
+import { Membership, type InviteOptions, type PendingJoin } from './membership.ts';
 import { Member } from './member.ts';
 import { Aggregator } from './aggregator.ts';
 import { openDataDir, type DataDir } from '../storage/data_dir.ts';
@@ -24,7 +24,7 @@ import type { DataSpec, InitReply } from '../../shared/worker_protocol.ts';
 import type { Weights } from '../../shared/units.ts';
 
 export * from './context.ts';
-export { signSettings, verifySettings, checkModel } from './membership.ts';
+export { signSettings, verifySettings, checkModel, readPending, requestOfRunningPeer, type InviteOptions, type PendingJoin } from './membership.ts';
 
 export class Peer {
   /** The parts, for tests and tools that need one role's seam. */
@@ -156,8 +156,23 @@ export class Peer {
     return this.ctx.addresses();
   }
 
-  invite(opts: { expiresMs?: number; uses?: number } = {}): Promise<string> {
+  /** Issue an invite code: bound to `opts.for` (peer ids), or else a newcomer waits for approval. */
+  invite(opts: InviteOptions = {}): Promise<string> {
     return this.membership.invite(opts);
+  }
+
+  /** Newcomers waiting for a member's approval here (they hold an invite bound to nobody). */
+  pending(): Promise<PendingJoin[]> {
+    return this.membership.pending();
+  }
+
+  approve(peerId: string): Promise<string> {
+    return this.membership.approve(peerId);
+  }
+
+  /** Evict a member: its connections close, it cannot connect again, and gets no further rounds. */
+  remove(peerId: string): Promise<string> {
+    return this.membership.remove(peerId);
   }
 
   revoke(code: string): Promise<void> {
@@ -208,6 +223,7 @@ export class Peer {
     }
     node.addEventListener('peer:identify', (evt) => this.membership.onIdentify(evt.detail.peerId.toString(), evt.detail.listenAddrs.map((a) => a.toString())));
     await this.registerHandlers(node);
+    this.membership.attach(node);
     const settings = fed.settings;
     if (settings.modelSpec === undefined) throw new Error('the federation settings carry no model');
     // The election starts before the (slow) model load, so a joiner answers heartbeats at once.
@@ -234,6 +250,7 @@ export class Peer {
       lead: (term) => this.aggregator.lead(term),
       learnCommitted: (leader, round, sha, term) => this.member.learnCommitted(leader, round, sha, term),
       infoOf: (id) => this.membership.infoOf(id),
+      membersChanged: (before, after) => this.membership.onMembersChange(before, after),
     });
     ctx.raft.start();
 
@@ -273,10 +290,11 @@ export class Peer {
     );
     await registerProtocol(node, PROTOCOLS.join, (msg, from) => membership.onJoin(msg, from.toString()), { timeoutMs: 20_000, onError });
     await registerProtocol(node, PROTOCOLS.admit, (msg, from) => membership.onAdmit(msg.peer, from.toString()), { onError });
+    await registerProtocol(node, PROTOCOLS.remove, (msg, from) => membership.onRemove(msg.peerId, from.toString()), { onError });
     await registerProtocol(node, PROTOCOLS.round, (msg, from) => member.onAnnounce(msg, from.toString()), { onError });
     await registerProtocol(node, PROTOCOLS.weights, (msg, from) => member.onFetch(msg.sha256, from.toString()), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.update, (msg, from, data) => aggregator.onUpdate(msg, from.toString(), data), { timeoutMs: 120_000, onError });
-    await registerProtocol(node, PROTOCOLS.commit, (msg, from, data) => member.onCommit(msg.term, msg.round, msg.sha256, msg.prevSha256, from.toString(), data), { timeoutMs: 120_000, onError });
+    await registerProtocol(node, PROTOCOLS.commit, (msg, from, data) => member.onCommit(msg.term, msg.round, msg.sha256, msg.prevSha256, from.toString(), data, msg.summary), { timeoutMs: 120_000, onError });
     await registerProtocol(node, PROTOCOLS.checkpoint, (msg, from) => member.onCheckpointFetch(msg.round, from.toString()), { timeoutMs: 120_000, onError });
   }
 
@@ -285,6 +303,7 @@ export class Peer {
     const ctx = this.ctx;
     ctx.stopped = true;
     ctx.raft?.stop();
+    this.membership.detach();
     const { node, pool } = ctx;
     if (node !== null) ctx.lastTraffic = trafficOf(node);
     ctx.node = null;

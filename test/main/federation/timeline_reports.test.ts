@@ -1,7 +1,8 @@
 // What the aggregator reports for the interface's round timeline, on a real two-member federation:
 // each round's start with its participants, its aggregation and commit phases, and the commit with
 // the members whose updates were counted; a refused update names the member and the reason. Every
-// report passes the interface's schema (src/shared/api.ts).
+// report passes the interface's schema (src/shared/api.ts). A member that did not aggregate gets
+// the round's aggregate figures (train loss, updates) with the commit.
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { Harness, MODEL, leaderOf } from './harness.ts';
@@ -29,8 +30,15 @@ describe.skipIf(!existsSync(MODEL))('the aggregator’s timeline reports', () =>
     expect([...(committed.members as string[])].sort()).toEqual(['p0', 'p1']);
     for (const e of reports) expect(checkTimelineEntry({ at: 1, ...e }), JSON.stringify(e)).not.toBe(null);
 
-    // an update the aggregator cannot count: for a round it is not collecting
+    // the member that did not aggregate has the round's aggregate figures too
     const member = leader === a ? b! : a!;
+    await h.until('the member’s evaluation of round 2', async () => (await member.dir.readMetrics()).some((m) => m.round === 2), 30_000);
+    const m2 = (await member.dir.readMetrics()).find((m) => m.round === 2)!;
+    expect(m2).toMatchObject({ updates: 2, participants: 2 });
+    expect(m2.trainLoss).toEqual(expect.any(Number));
+    expect(m2.wallMs).toBeGreaterThan(0);
+
+    // an update the aggregator cannot count: for a round it is not collecting
     const refusals: TimelineReport[] = [];
     offs.push(leader.on('timeline', (e) => e.kind === 'update-refused' && refusals.push(e)));
     const late = { type: 'update', term: leader.status().term, round: 7, units: [], numExamples: 1, loss: 0 } as never;
