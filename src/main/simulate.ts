@@ -8,6 +8,7 @@ import type { DataSpec, InitReply, ModelSpec } from '../shared/worker_protocol.t
 import type { Weights } from '../shared/units.ts';
 import type { ClientUpdate } from '../shared/update.ts';
 import { Rng } from '../shared/spry/rng.ts';
+import { type Collapse, describeCollapse, detectCollapse, sumCounts } from '../shared/collapse.ts';
 
 export interface SimulationOptions {
   method: string;
@@ -34,12 +35,16 @@ export interface RoundMetrics {
   peakRss: number;
   bytesDown: number;
   bytesUp: number;
+  /** classification: test predictions per class, summed over clients */
+  predicted: number[] | null;
+  /** a one-line warning when the adapter collapses to one class or does worse than round 0 */
+  warning: string | null;
 }
 
 export interface SimulationResult {
   method: string;
   init: InitReply;
-  initial: Omit<RoundMetrics, 'round' | 'clients' | 'trainLoss' | 'wallMs' | 'bytesDown' | 'bytesUp'>;
+  initial: Omit<RoundMetrics, 'round' | 'clients' | 'trainLoss' | 'wallMs' | 'bytesDown' | 'bytesUp' | 'warning'>;
   rounds: RoundMetrics[];
   final: Weights;
 }
@@ -49,6 +54,7 @@ export type SimulationEvent =
   | { type: 'round'; metrics: RoundMetrics }
   | { type: 'progress'; round: number; client: string; step: number; steps: number };
 
+const warningOf = (c: Collapse | null) => (c ? describeCollapse(c) : null);
 const bytesOf = (w: Weights) => [...w.values()].reduce((s, a) => s + a.byteLength, 0);
 
 export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationEvent) => void = () => {}): Promise<SimulationResult> {
@@ -70,10 +76,12 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
         testLoss: results.reduce((s, r) => s + r.result.loss * r.result.total, 0) / total,
         peakTensorBytes: Math.max(...results.map((r) => r.memory.peakTensorBytes)),
         peakRss: Math.max(...results.map((r) => r.memory.rss)),
+        counts: sumCounts(results.map((r) => r.result)),
       };
     };
 
-    const initial = await evaluateAll();
+    const { counts: initialCounts, ...ev0 } = await evaluateAll();
+    const initial = { ...ev0, predicted: initialCounts?.predicted ?? null };
     const rounds: RoundMetrics[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
       const t0 = performance.now();
@@ -103,6 +111,8 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
         // down: the whole adapter to every sampled client; up: its assigned tensors, or K scalars
         bytesDown: sampled.length * bytesOf(globals),
         bytesUp: updates.reduce((s, u) => s + (perIteration(method, opts.hp) ? 4 * (u.jvp?.length ?? 0) : u.weights ? bytesOf(u.weights) : 0), 0),
+        predicted: ev.counts?.predicted ?? null,
+        warning: warningOf(detectCollapse(round, ev.testLoss, initial.testLoss, ev.counts, init.labels)),
       };
       rounds.push(metrics);
       onEvent({ type: 'round', metrics });

@@ -166,6 +166,11 @@ export const joinRefusedSchema = z.object({
   type: z.literal('join-refused'),
   reason: z.string().max(500),
 });
+/** The invite admits anyone who holds it, so a member must approve this joiner first: ask again later. */
+export const joinPendingSchema = z.object({
+  type: z.literal('join-pending'),
+  reason: z.string().max(500),
+});
 export type JoinRequest = z.infer<typeof joinRequestSchema>;
 export type JoinAccepted = z.infer<typeof joinAcceptedSchema>;
 export type JoinRefused = z.infer<typeof joinRefusedSchema>;
@@ -182,6 +187,12 @@ export const admitAcceptedSchema = z.object({
   membershipVersion: natSchema,
 });
 export type AdmitAccepted = z.infer<typeof admitAcceptedSchema>;
+
+/** A member asks the aggregator, which alone changes the membership, to evict a member. */
+export const removeRequestSchema = z.object({
+  type: z.literal('remove-request'),
+  peerId: peerIdSchema,
+});
 
 // ---- rounds -----------------------------------------------------------------------------------
 
@@ -268,10 +279,6 @@ export const commitAckSchema = z.object({
   ok: z.boolean(),
   reason: z.string().max(500).optional(),
 });
-  /** The round's aggregate figures, so that every member shows them, not only the aggregator. */
-  summary: z
-    .object({ trainLoss: z.number().finite().nullable(), updates: natSchema, participants: natSchema, wallMs: natSchema })
-    .optional(),
 export type CommitRequest = z.infer<typeof commitRequestSchema>;
 
 /** A member that lacks committed rounds (after a restart or a partition) asks for one by number. */
@@ -316,6 +323,8 @@ export const MESSAGE_LIMITS = {
   'join-terms': { json: 512 * KiB, data: 0 },
   'join-accepted': { json: 512 * KiB, data: 0 },
   'join-refused': { json: 4 * KiB, data: 0 },
+  'join-pending': { json: 4 * KiB, data: 0 },
+  'remove-request': { json: 1 * KiB, data: 0 },
   'admit-request': { json: 16 * KiB, data: 0 },
   'admit-accepted': { json: 512 * KiB, data: 0 },
   'round-announce': { json: 4 * MiB, data: 0 },
@@ -384,8 +393,8 @@ export const PROTOCOLS = {
     '/fedforward/join/1.0.0',
     joinRequestSchema,
     ['join-request'],
-    z.discriminatedUnion('type', [joinTermsSchema, joinAcceptedSchema, joinRefusedSchema, errorReplySchema]),
-    ['join-terms', 'join-accepted', 'join-refused', 'error'],
+    z.discriminatedUnion('type', [joinTermsSchema, joinAcceptedSchema, joinRefusedSchema, joinPendingSchema, errorReplySchema]),
+    ['join-terms', 'join-accepted', 'join-refused', 'join-pending', 'error'],
   ),
   admit: defineProtocol(
     '/fedforward/admit/1.0.0',
@@ -394,6 +403,7 @@ export const PROTOCOLS = {
     z.discriminatedUnion('type', [admitAcceptedSchema, errorReplySchema]),
     ['admit-accepted', 'error'],
   ),
+  remove: defineProtocol('/fedforward/remove/1.0.0', removeRequestSchema, ['remove-request'], ackOrError, ['ack', 'error']),
   round: defineProtocol('/fedforward/round/1.0.0', roundAnnounceSchema, ['round-announce'], ackOrError, [
     'ack',
     'error',

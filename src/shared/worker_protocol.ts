@@ -56,6 +56,16 @@ export interface InitReply {
   initial: Weights;
 }
 
+/** One client's evaluation: mean loss, and for classification the correct count and per-class counts. */
+export interface EvalCounts {
+  loss: number;
+  correct: number;
+  total: number;
+  /** how many test examples were predicted as each class, and how many are of it */
+  predicted?: number[];
+  actual?: number[];
+}
+
 export interface MemorySample {
   /** live tensor bytes now, and the peak during the last task */
   tensorBytes: number;
@@ -71,6 +81,6 @@ export type WorkerRequest =
 export type WorkerReply =
   | { id: number; type: 'init'; result: InitReply }
   | { id: number; type: 'train'; result: ClientUpdate; memory: MemorySample; ms: number }
-  | { id: number; type: 'evaluate'; result: { loss: number; correct: number; total: number }; memory: MemorySample }
+  | { id: number; type: 'evaluate'; result: EvalCounts; memory: MemorySample }
   | { id: number; type: 'progress'; client: string; step: number; steps: number; loss: number; memory: MemorySample }
   | { id: number; type: 'error'; message: string };

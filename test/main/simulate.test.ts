@@ -29,6 +29,9 @@ describe.skipIf(!HAS_FIXTURES)('simulate', () => {
       expect(m.clients).toHaveLength(2);
       expect(Number.isFinite(m.trainLoss) && Number.isFinite(m.testLoss)).toBe(true);
       expect(m.accuracy).toBeGreaterThanOrEqual(0);
+      // every test example is predicted as exactly one class
+      expect(m.predicted).toHaveLength(res.init.labels.length);
+      expect(m.predicted!.reduce((a, b) => a + b, 0)).toBe(res.init.clients.reduce((s, c) => s + c.test, 0));
       const adapter = [...res.final.values()].reduce((s, a) => s + a.byteLength, 0);
       expect(m.bytesDown).toBe(2 * adapter);
       // split methods upload about half the adapter per client (2 clients), the others all of it

@@ -87,6 +87,7 @@ export function simulateCommand(program: Command): void {
           const line = `round ${m.round}: train loss ${m.trainLoss.toFixed(4)}, test loss ${m.testLoss.toFixed(4)}${m.accuracy === null ? '' : `, accuracy ${(100 * m.accuracy).toFixed(1)}%`}, ${(m.wallMs / 1000).toFixed(1)} s`;
           if (bar) bar.update(100, { round: m.round, status: '' });
           console.error(line);
+          if (m.warning) console.error(`warning: ${m.warning}`);
         }
       },
     );

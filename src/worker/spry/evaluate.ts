@@ -5,13 +5,9 @@ import { disposeDual } from '../fwd/dual.ts';
 import { crossEntropy } from '../fwd/blocks.ts';
 import { type EncodedSet, batchOf } from './batching.ts';
 import type { Weights } from '../../shared/units.ts';
+import type { EvalCounts } from '../../shared/worker_protocol.ts';
 
-export interface EvalResult {
-  /** mean loss per example */
-  loss: number;
-  correct: number;
-  total: number;
-}
+export type EvalResult = EvalCounts;
 
 export function evaluate(model: Model, globals: Weights, data: EncodedSet, batchSize: number, maxLength: number): EvalResult {
   const values = new Map(model.trainable.map((s) => [s.name, tf.tensor(globals.get(s.name)!, s.shape, 'float32')]));
@@ -19,6 +15,9 @@ export function evaluate(model: Model, globals: Weights, data: EncodedSet, batch
   let loss = 0;
   let correct = 0;
   const total = data.ids.length;
+  const classes = model.task.kind === 'classification' ? model.task.numLabels : 0;
+  const predicted = new Array<number>(classes).fill(0);
+  const actual = new Array<number>(classes).fill(0);
   try {
     for (let start = 0; start < total; start += batchSize) {
       const idx = Array.from({ length: Math.min(batchSize, total - start) }, (_, i) => start + i);
@@ -29,7 +28,12 @@ export function evaluate(model: Model, globals: Weights, data: EncodedSet, batch
         const [l, pred] = tf.tidy(() => [crossEntropy(logits, batch.labels!, tf.onesLike(batch.labels!)).p.dataSync()[0], tf.argMax(logits.p, -1).dataSync()]);
         disposeDual(logits);
         loss += (l as number) * idx.length;
-        idx.forEach((ex, j) => (correct += (pred as Int32Array)[j] === data.labels[ex] ? 1 : 0));
+        idx.forEach((ex, j) => {
+          const p = (pred as Int32Array)[j];
+          predicted[p]++;
+          actual[data.labels[ex]]++;
+          if (p === data.labels[ex]) correct++;
+        });
       } else {
         const l = lossOf(model, batch, params, null);
         loss += l.p.dataSync()[0] * idx.length;
@@ -40,5 +44,6 @@ export function evaluate(model: Model, globals: Weights, data: EncodedSet, batch
   } finally {
     tf.dispose([...values.values()]);
   }
-  return { loss: total ? loss / total : 0, correct, total };
+  const result: EvalResult = { loss: total ? loss / total : 0, correct, total };
+  return classes > 0 ? { ...result, predicted, actual } : result;
 }
