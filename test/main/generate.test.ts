@@ -16,6 +16,9 @@ import { serializeCheckpoint } from '../../src/main/federation/checkpoint.ts';
 import { emptyServerState } from '../../src/main/spry/server_optimizer.ts';
 import { Peer } from '../../src/main/federation/peer.ts';
 import { exportRound } from '../../src/main/export/merge.ts';
+import { loadHfDir } from '../../src/worker/io/hf_dir.ts';
+import { plainParams } from '../../src/worker/models/model.ts';
+import * as tf from '@tensorflow/tfjs';
 import { FIXTURES, HAS_FIXTURES } from '../fixtures.ts';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/main/cli/index.ts');
@@ -66,6 +69,8 @@ describe('generate --adapter with an exported PEFT adapter', () => {
   let base = '';
   let adapter = '';
   let merged = '';
+  let clsAdapter = '';
+  let clsMerged = '';
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-generate-'));
     base = path.join(tmp, 'base');
@@ -89,6 +94,19 @@ describe('generate --adapter with an exported PEFT adapter', () => {
     await peer.dir.commitCheckpoint(1, serializeCheckpoint({ round: 1, globals, server: emptyServerState() }, settings.federationId));
     adapter = (await exportRound({ dataDir, out: path.join(tmp, 'adapter') })).dir;
     merged = (await exportRound({ dataDir, out: path.join(tmp, 'merged'), merged: true })).dir;
+
+    // a classification round of another federation on the same base: LoRA tensors and the head
+    const clsDir = path.join(tmp, 'cls-peer');
+    const clsData = path.join(tmp, 'cls.jsonl');
+    await writeFile(clsData, ['neg', 'pos', 'mixed'].map((l) => JSON.stringify({ text: 'a b', label: l })).join('\n') + '\n');
+    const clsPeer = await Peer.open({ dataDir: clsDir });
+    const clsSettings = await clsPeer.create({ name: 'C', peerName: 'org', model: { model: base, lora }, data: { source: clsData, split: { kind: 'local', client: 'org' }, seed: 0, limit: 0 }, rounds: 1, minMembers: 1 });
+    const c = createModel(config, tensors, { kind: 'classification', numLabels: 3 }, lora);
+    const clsGlobals = new Map(c.trainable.map((t) => [t.name, Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, next)]));
+    c.dispose();
+    await clsPeer.dir.commitCheckpoint(1, serializeCheckpoint({ round: 1, globals: clsGlobals, server: emptyServerState() }, clsSettings.federationId));
+    clsAdapter = (await exportRound({ dataDir: clsDir, out: path.join(tmp, 'cls-adapter'), labels: ['neg', 'pos', 'mixed'] })).dir;
+    clsMerged = (await exportRound({ dataDir: clsDir, out: path.join(tmp, 'cls-merged'), merged: true })).dir;
   });
   afterAll(async () => {
     if (tmp) await rm(tmp, { recursive: true, force: true });
@@ -103,7 +121,28 @@ describe('generate --adapter with an exported PEFT adapter', () => {
     expect(adapted.out!.ids).toEqual(full.out!.ids);
   });
 
-  it('refuses in one line: a classification adapter, a bad id, no tokenizer for --prompt', { timeout: 90_000 }, async () => {
+  it('a classification adapter prints its class logits, which the merged checkpoint gives too', { timeout: 90_000 }, async () => {
+    const ids = [3, 17, 5, 9, 30];
+    const r = await new Promise<{ logits: number[]; labels: string[]; label: string }>((resolve, reject) =>
+      execFile(process.execPath, [CLI, 'generate', '--backend', 'wasm', '--model', base, '--adapter', clsAdapter, '--ids', ids.join(','), '--json'], { timeout: 60_000 }, (err, out) =>
+        err ? reject(err) : resolve(JSON.parse(out)),
+      ),
+    );
+    expect(r.labels).toEqual(['neg', 'pos', 'mixed']); // from fedforward.json
+    expect(r.label).toBe(r.labels[r.logits.indexOf(Math.max(...r.logits))]);
+    // the merged checkpoint: LoRA folded into its weights, the head stored as score.weight
+    await initBackend('cpu');
+    const hf = await loadHfDir(clsMerged);
+    const m = createModel(hf.config, hf.tensors, { kind: 'classification', numLabels: 3 }, { targetModules: [] });
+    const head = hf.tensors.get('score.weight')!;
+    const out = tf.tidy(() => m.forward({ ids: tf.tensor2d([ids], undefined, 'int32'), mask: tf.ones([1, ids.length]) as tf.Tensor2D }, plainParams(new Map([['score.weight', tf.tensor(head.data, head.shape)]])), null).p);
+    const want = Array.from(out.dataSync());
+    m.dispose();
+    expect(maxAbs(r.logits, want)).toBeLessThan(1e-5 * maxAbsOf(want));
+    expect(maxAbsOf(r.logits)).toBeGreaterThan(0);
+  });
+
+  it('refuses in one line: a SEQ_CLS adapter without a head, a bad id, no tokenizer for --prompt', { timeout: 90_000 }, async () => {
     const cls = path.join(tmp, 'cls');
     await mkdir(cls);
     const cfg = JSON.parse(readFileSync(path.join(adapter, 'adapter_config.json'), 'utf8'));
@@ -114,7 +153,7 @@ describe('generate --adapter with an exported PEFT adapter', () => {
       run('--model', base, '--ids', '1,40'),
       run('--model', base, '--prompt', 'hello'),
     ]);
-    expect(a.stderr).toMatch(/^fedforward: .*task_type SEQ_CLS is not CAUSAL_LM; generate needs a language-model adapter\n$/);
+    expect(a.stderr).toMatch(/^fedforward: .*: a SEQ_CLS adapter without its head \(score\.weight or classifier\.weight\)\n$/);
     expect(b.stderr).toBe('fedforward: token id 40 is outside the vocabulary (vocab_size 40)\n');
     expect(c.stderr).toMatch(/^fedforward: .* has no tokenizer\.json: give the prompt as --ids\n$/);
     for (const r of [a, b, c]) expect(r.code).toBe(1);

@@ -1,7 +1,8 @@
 // `fedforward generate`: text from a loaded checkpoint, the quickest proof that it loaded right;
-// with --adapter, a PEFT LoRA adapter applied on top; with --ids --json, token ids in and the ids and
-// last prompt position's logits out, so any checkpoint (even without a tokenizer) can be compared
-// with Hugging Face transformers (bench/check_peft.py does).
+// with --adapter, a PEFT LoRA adapter applied on top (a classification adapter prints its class
+// logits instead); with --ids --json, token ids in and the ids and last prompt position's logits out,
+// so any checkpoint (even without a tokenizer) can be compared with Hugging Face transformers
+// (bench/check_peft.py does).
 import * as tf from '@tensorflow/tfjs';
 import { type Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
@@ -9,9 +10,9 @@ import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
 import { initBackend } from '../../worker/backend.ts';
 import { loadModel } from '../../worker/models/index.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
-import { plainParams, type Model } from '../../worker/models/model.ts';
+import { plainParams, type Model, type Task } from '../../worker/models/model.ts';
 import type { Params } from '../../worker/models/lora.ts';
-import { generate, nextTokenLogits } from '../../worker/generate.ts';
+import { argmax, generate, nextTokenLogits } from '../../worker/generate.ts';
 import { readPeftAdapter, type PeftAdapter } from '../export/peft.ts';
 
 function tokenIds(v: string): number[] {
@@ -25,7 +26,7 @@ export function generateCommand(program: Command): void {
     .command('generate')
     .description('generate text from a Hugging Face model directory (greedy unless --temperature > 0)')
     .option('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json), or "embedded"', 'embedded')
-    .option('--adapter <dir>', 'a PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) to apply to the model')
+    .option('--adapter <dir>', 'a PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) to apply; a classification (SEQ_CLS) adapter prints the class logits of the prompt')
     .option('--prompt <text>', 'prompt text', '')
     .option('--ids <list>', 'the prompt as token ids (e.g. 3,17,42) instead of --prompt; needs no tokenizer', tokenIds)
     .option('--max-new-tokens <n>', 'tokens to generate', positiveInt, 64)
@@ -38,8 +39,8 @@ export function generateCommand(program: Command): void {
       if (o.ids && o.prompt) throw new Error('give --prompt or --ids, not both');
       const backend = await initBackend(o.backend);
       const adapter = o.adapter ? await readPeftAdapter(path.resolve(o.adapter)) : null;
-      if (adapter && adapter.taskType !== 'CAUSAL_LM') throw new Error(`${o.adapter}: task_type ${adapter.taskType} is not CAUSAL_LM; generate needs a language-model adapter`);
-      const { model, tokenizer } = await loadModel(resolveModelDir(o.model), { kind: 'causal-lm' }, adapter?.lora ?? { targetModules: [] });
+      const task = adapter ? adapterTask(adapter, o.adapter) : ({ kind: 'causal-lm' } as const);
+      const { model, tokenizer } = await loadModel(resolveModelDir(o.model), task, adapter?.lora ?? { targetModules: [] });
       try {
         const params = adapter ? adapterParams(model, adapter, o.adapter) : new Map();
         let prompt: number[];
@@ -51,6 +52,15 @@ export function generateCommand(program: Command): void {
           if (!tokenizer) throw new Error(`${o.model} has no tokenizer.json: give the prompt as --ids`);
           prompt = tokenizer.encode(o.prompt);
           if (prompt.length === 0) throw new Error('the prompt encodes to no tokens and the tokenizer adds no BOS: give --prompt');
+        }
+        if (task.kind === 'classification') {
+          // a classification adapter generates nothing: its class logits are what can be checked
+          const logits = classLogits(model, prompt, params);
+          const labels = adapter?.labels?.length === logits.length ? adapter.labels : logits.map((_, i) => `LABEL_${i}`);
+          const label = labels[argmax(logits)];
+          if (o.json) console.log(JSON.stringify({ prompt: o.ids ? null : o.prompt, promptIds: prompt, logits, labels, label, backend: backend.name }));
+          else console.log(`${label} (${labels.map((l, i) => `${l} ${logits[i]!.toFixed(4)}`).join(', ')})`);
+          return;
         }
         const t0 = performance.now();
         const ids = generate(model, prompt, {
@@ -72,6 +82,23 @@ export function generateCommand(program: Command): void {
         model.dispose();
       }
     });
+}
+
+/** The task an adapter was trained for: CAUSAL_LM, or SEQ_CLS with as many labels as its head has rows. */
+function adapterTask(adapter: PeftAdapter, dir: string): Task {
+  if (adapter.taskType === 'CAUSAL_LM') return { kind: 'causal-lm' };
+  if (adapter.taskType !== 'SEQ_CLS') throw new Error(`${dir}: task_type ${adapter.taskType} is neither CAUSAL_LM nor SEQ_CLS`);
+  const head = adapter.tensors.get('score.weight') ?? adapter.tensors.get('classifier.weight');
+  if (!head) throw new Error(`${dir}: a SEQ_CLS adapter without its head (score.weight or classifier.weight)`);
+  return { kind: 'classification', numLabels: head.shape[0]! };
+}
+
+/** Class logits [C] of one unpadded sequence. */
+function classLogits(model: Model, ids: number[], params: Params): number[] {
+  const out = tf.tidy(() => model.forward({ ids: tf.tensor2d([ids], undefined, 'int32'), mask: tf.ones([1, ids.length]) as tf.Tensor2D }, params, null).p);
+  const logits = Array.from(out.dataSync());
+  out.dispose();
+  return logits;
 }
 
 /** The adapter's tensors as the model's LoRA params: exactly the tensors the model expects, shapes checked. */

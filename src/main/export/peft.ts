@@ -2,6 +2,7 @@
 // adapter_model.safetensors with PEFT's tensor names (lora_A [r, in], lora_B [out, r]), plus
 // fedforward.json beside them for what is the project's own (label names, the targets as asked),
 // since PEFT takes any key it does not know as a sign of a newer PEFT and warns.
+import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
@@ -82,12 +83,15 @@ export interface PeftAdapter {
   /** target_modules: the full names of the modules the file adapts */
   lora: LoraConfig;
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
+  /** the class names fedforward.json gives a classification adapter (null without that file) */
+  labels: string[] | null;
 }
 
 const PREFIX = 'base_model.model.';
 
 /**
- * Reads DIR/adapter_config.json and DIR/adapter_model.safetensors as PEFT would load them; LoRA variants whose computation differs (DoRA, rsLoRA, per-module ranks,
+ * Reads DIR/adapter_config.json and DIR/adapter_model.safetensors as PEFT would load them (and the
+ * label names from fedforward.json when a FedForward export wrote one); LoRA variants whose computation differs (DoRA, rsLoRA, per-module ranks,
  * trained biases) are refused in one line rather than applied wrongly.
  */
 export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
@@ -120,10 +124,13 @@ export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
   const unselected = modules.find((m) => !targetMatches(targets as string | string[], m));
   if (unselected !== undefined) fail(`target_modules does not select ${unselected}, whose tensors adapter_model.safetensors holds`);
 
+  const metaPath = path.join(dir, FEDFORWARD_META);
+  const labels = existsSync(metaPath) ? (await readJson(metaPath)).labels : undefined;
   return {
     taskType: typeof cfg.task_type === 'string' ? cfg.task_type : null,
     lora: { r: r as number, alpha: alpha as number, dropout: 0, targetModules: modules },
     tensors,
+    labels: Array.isArray(labels) && labels.every((l) => typeof l === 'string') ? labels : null,
   };
 }
 
