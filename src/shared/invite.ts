@@ -36,7 +36,8 @@ export type InviteErrorReason =
   | 'bad-signature'
   | 'unknown'
   | 'revoked'
-  | 'used-up';
+  | 'used-up'
+  | 'not-for-you';
 
 /** A one-line, user-facing invite problem; `reason` says which for programs. */
 export class InviteError extends Error {
@@ -321,6 +322,8 @@ export interface InviteRecord {
   usesLeft: number;
   revoked: boolean;
   expiresAt: number;
+  /** The peer ids it admits; absent: anyone holding it, after a member approves them. */
+  for?: string[];
 }
 
 /** The inviter's record of the invites it issued: remaining uses and revocation. Serialisable. */
@@ -331,9 +334,9 @@ export class InviteTable {
     for (const r of records) this.records.set(r.inviteId, { ...r });
   }
 
-  add(inviteId: string, uses: number, expiresAt: number): void {
+  add(inviteId: string, uses: number, expiresAt: number, forPeers?: readonly string[]): void {
     if (!Number.isInteger(uses) || uses < 1) throw new Error('an invite needs at least one use');
-    this.records.set(inviteId, { inviteId, usesLeft: uses, revoked: false, expiresAt });
+    this.records.set(inviteId, { inviteId, usesLeft: uses, revoked: false, expiresAt, ...(forPeers?.length ? { for: [...forPeers] } : {}) });
   }
 
   /** Returns false when the invite is unknown. */
@@ -349,19 +352,29 @@ export class InviteTable {
     return r === undefined ? undefined : { ...r };
   }
 
-  /** Throws an InviteError when the invite may not be used now. */
-  check(inviteId: string, now: number = Date.now()): void {
+  /** Throws an InviteError when the invite may not be used now (by `peerId`, when given). */
+  check(inviteId: string, now: number = Date.now(), peerId?: string): void {
     const r = this.records.get(inviteId);
     if (r === undefined) throw new InviteError('unknown', 'invite is unknown to this federation');
     if (r.revoked) throw new InviteError('revoked', 'invite has been revoked');
     if (now > r.expiresAt) throw new InviteError('expired', 'invite code has expired; ask for a new one');
     if (r.usesLeft <= 0) throw new InviteError('used-up', 'invite has been used up');
+    if (peerId !== undefined && r.for !== undefined && !r.for.includes(peerId)) throw new InviteError('not-for-you', 'invite was issued for another peer id');
   }
 
   /** check(), then use it once. Persist the table (toJSON) before answering the joiner. */
-  consume(inviteId: string, now: number = Date.now()): void {
-    this.check(inviteId, now);
+  consume(inviteId: string, now: number = Date.now(), peerId?: string): void {
+    this.check(inviteId, now, peerId);
     this.records.get(inviteId)!.usesLeft -= 1;
+  }
+
+  /** Whether some live invite could admit `peerId`: one bound to it, or one bound to nobody. */
+  mayAdmit(peerId: string, now: number = Date.now()): boolean {
+    for (const r of this.records.values()) {
+      if (r.revoked || now > r.expiresAt || r.usesLeft <= 0) continue;
+      if (r.for === undefined || r.for.includes(peerId)) return true;
+    }
+    return false;
   }
 
   toJSON(): InviteRecord[] {

@@ -268,6 +268,10 @@ export const commitRequestSchema = z.object({
   sha256: sha256Schema,
   /** sha256 of round - 1's committed checkpoint at the aggregator (absent for round 1). */
   prevSha256: sha256Schema.optional(),
+  /** The round's aggregate figures, so that every member shows them, not only the aggregator. */
+  summary: z
+    .object({ trainLoss: z.number().finite().nullable(), updates: natSchema, participants: natSchema, wallMs: natSchema })
+    .optional(),
   dataBytes: natSchema.optional(),
   dataSha256: sha256Schema.optional(),
 });

@@ -51,8 +51,9 @@ export function demoCommand(program: Command): void {
           seed: 0,
         });
         await first.start();
-        const code = await first.invite({ uses: 2, expiresMs: 3_600_000 });
-        log(`${ORGS[0]} created the federation and an invite: ${code.slice(0, 24)}…`);
+        // Bound to the two newcomers' peer ids (which they would send the inviter out of band).
+        const code = await first.invite({ for: others.map((p) => p.peerId), expiresMs: 3_600_000 });
+        log(`${ORGS[0]} created the federation and an invite for the other two: ${code.slice(0, 24)}…`);
         for (const [i, p] of others.entries()) {
           await p.join(code, ORGS[i + 1], data(ORGS[i + 1]));
           log(`${ORGS[i + 1]} joined with the code`);

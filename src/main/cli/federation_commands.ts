@@ -1,14 +1,21 @@
-// `fedforward create | invite | join CODE | start | status`: the federation peer, headless.
+// `fedforward create | id | invite | join | approve | pending | remove | start | status`: the
+// federation peer, headless.
 //   create   a new federation (this peer its first member); settings signed by this peer's key
-//   invite   an invite code for a newcomer (uses and expiry tracked in the data directory)
-//   join     join with a code and this peer's own data, then run
+//   id       this peer's id, which a newcomer gives the inviter (invite --for) out of band
+//   invite   an invite code for a newcomer (uses, expiry and invitee tracked in the data directory)
+//   join     join with a code (from a prompt, stdin or a file: never argv, so `ps` never shows it)
+//   approve  let in a newcomer that holds an invite bound to nobody; pending lists them
+//   remove   evict a member: its connections close, it cannot reconnect, it gets no more rounds
 //   start    run this peer of its federation (until Ctrl-C)
 //   status   what the data directory says: federation, members, committed rounds, last metrics
+// approve and remove are carried out by the running peer of that data directory (control/ files).
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
 import { hyperParamsOf, loraOf, trainingOptions } from './simulate.ts';
-import { Peer } from '../federation/peer.ts';
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline/promises';
+import { Peer, readPending, requestOfRunningPeer } from '../federation/peer.ts';
 import { openDataDir } from '../storage/data_dir.ts';
 
 const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4001';
@@ -66,6 +73,35 @@ async function runUntilSignal(peer: Peer): Promise<void> {
   await peer.stop();
 }
 
+/** The invite code: from a file, standard input (-), or a prompt; never from argv, where `ps` shows it. */
+async function readCode(file: string | undefined): Promise<string> {
+  let text: string;
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    text = Buffer.concat(chunks).toString('utf8');
+  } else if (file !== undefined) text = await readFile(file, 'utf8');
+  else if (process.stdin.isTTY) {
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      text = await rl.question('invite code: ');
+    } finally {
+      rl.close();
+    }
+  } else throw new Error('no invite code: give --code-file FILE, or --code-file - to read it from standard input');
+  const code = text.trim();
+  if (code === '') throw new Error('the invite code is empty');
+  return code;
+}
+
+/** Have the running peer of `dataDir` carry out `req`, and print its answer. */
+async function askRunningPeer(dataDir: string, req: { type: 'approve' | 'remove'; peerId: string }): Promise<void> {
+  const answer = await requestOfRunningPeer(dataDir, req);
+  if (answer === null) console.log(`queued: the peer of ${dataDir} is not running; it carries this out when it starts`);
+  else if (answer.startsWith('error: ')) throw new Error(answer.slice('error: '.length));
+  else console.log(answer);
+}
+
 export function federationCommands(program: Command): void {
   const create = program
     .command('create')
@@ -103,14 +139,62 @@ export function federationCommands(program: Command): void {
     .description('print an invite code for a newcomer')
     .requiredOption('--data-dir <dir>', "this peer's data directory")
     .option('--hours <h>', 'hours until the code expires', positive, 24)
-    .option('--uses <n>', 'how many peers may join with it', positiveInt, 1)
+    .option('--uses <n>', 'how many peers may join with it (default: one, or one per --for)', positiveInt)
+    .option('--for <peer-id>', 'admit only this peer id (the newcomer prints it with fedforward id), repeatable; without it a member must approve the newcomer', (v: string, prev: string[] | undefined) => [...(prev ?? []), v.trim()])
     .option('--json', 'print {code, expiresAt} as JSON')
     .action(async (o) => {
       const peer = await Peer.open({ dataDir: o.dataDir });
       const expiresMs = Math.round(o.hours * 3600 * 1000);
-      const code = await peer.invite({ expiresMs, uses: o.uses });
-      if (o.json) console.log(JSON.stringify({ code, expiresAt: Date.now() + expiresMs, uses: o.uses }));
-      else console.log(code);
+      const code = await peer.invite({ expiresMs, ...(o.uses ? { uses: o.uses } : {}), ...(o.for ? { for: o.for } : {}) });
+      if (o.json) console.log(JSON.stringify({ code, expiresAt: Date.now() + expiresMs, uses: o.uses ?? o.for?.length ?? 1, for: o.for ?? null }));
+      else {
+        console.log(code);
+        if (!o.for) console.error('bound to nobody: approve the newcomer when it asks (fedforward pending, fedforward approve PEERID)');
+      }
+    });
+
+  program
+    .command('id')
+    .description("print this peer's id (created on first use), for an inviter's invite --for")
+    .requiredOption('--data-dir <dir>', "this peer's data directory")
+    .action(async (o) => {
+      const peer = await Peer.open({ dataDir: o.dataDir });
+      console.log(peer.peerId);
+    });
+
+  program
+    .command('pending')
+    .description('newcomers waiting for approval at this peer (they hold an invite it issued, bound to nobody)')
+    .requiredOption('--data-dir <dir>', "this peer's data directory")
+    .option('--json', 'print as JSON')
+    .action(async (o) => {
+      const list = await readPending(o.dataDir);
+      if (o.json) console.log(JSON.stringify(list, null, 2));
+      else if (list.length === 0) console.log('nobody is waiting');
+      else for (const p of list) console.log(`${p.peerId}  ${p.name}  ${p.approved ? 'approved' : 'waiting'} since ${new Date(p.at).toISOString()}`);
+    });
+
+  program
+    .command('approve')
+    .description('let in a newcomer waiting at this peer (check its id with its owner first)')
+    .argument('<peer-id>', 'the newcomer\'s peer id, as fedforward pending lists it')
+    .requiredOption('--data-dir <dir>', "this peer's data directory")
+    .action(async (id: string, o) => {
+      await askRunningPeer(o.dataDir, { type: 'approve', peerId: id.trim() });
+    });
+
+  program
+    .command('remove')
+    .description('evict a member: its connections close, it cannot connect again and gets no further rounds')
+    .argument('<member>', 'the member\'s peer id or name')
+    .requiredOption('--data-dir <dir>', "this peer's data directory")
+    .action(async (member: string, o) => {
+      const peer = await Peer.open({ dataDir: o.dataDir });
+      const fed = await peer.dir.readFederation();
+      if (fed === null) throw new Error(`${o.dataDir} belongs to no federation`);
+      const matches = fed.members.filter((m) => m.peerId === member || m.name === member);
+      if (matches.length !== 1) throw new Error(matches.length === 0 ? `no member "${member}" (see fedforward status)` : `"${member}" names ${matches.length} members: give the peer id`);
+      await askRunningPeer(o.dataDir, { type: 'remove', peerId: matches[0]!.peerId });
     });
 
   program
@@ -126,12 +210,14 @@ export function federationCommands(program: Command): void {
 
   const join = program
     .command('join')
-    .description('join a federation with an invite code and this peer\'s own data, then run until Ctrl-C')
-    .argument('<code>', 'the invite code (ff1-…)')
+    .description("join a federation with an invite code and this peer's own data, then run until Ctrl-C; the code is asked for, or read from --code-file (- for stdin)")
     .requiredOption('--data-dir <dir>', "this peer's data directory")
-    .requiredOption('--peer-name <name>', "this peer's name in the federation");
-  dataOptions(addressOptions(join)).action(async (code: string, o) => {
+    .requiredOption('--peer-name <name>', "this peer's name in the federation")
+    .option('--code-file <file>', 'read the invite code from this file, or from standard input with -');
+  dataOptions(addressOptions(join)).action(async (o) => {
+    const code = await readCode(o.codeFile);
     const peer = await Peer.open({ dataDir: o.dataDir, listen: o.listen ?? [DEFAULT_LISTEN], announce: o.announce, log: logLine });
+    logLine(`this peer's id: ${peer.peerId}`);
     await peer.join(code, o.peerName, dataSpecOf(o, o.peerName));
     logLine(`joined "${peer.settings?.federationName}" as ${peer.peerId}`);
     await runUntilSignal(peer);

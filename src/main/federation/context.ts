@@ -375,6 +375,8 @@ export interface ElectionHooks {
   /** The leader says `round` (sha256, term) is committed. */
   learnCommitted(leader: string, round: number, sha: string | undefined, term: number | undefined): Promise<void>;
   infoOf(id: string): PeerInfo;
+  /** The membership went from `before` to `after`. */
+  membersChanged(before: readonly string[], after: readonly string[]): void;
 }
 
 /** The aggregator election over libp2p, persisted in federation.json. */
@@ -429,7 +431,9 @@ export function electionOf(ctx: PeerContext, committedRound: number, hooks: Elec
     },
     onMembersChange: (members, version) => {
       if (ctx.fed === null) return;
+      const before = ctx.fed.members.map((m) => m.peerId);
       ctx.fed = { ...ctx.fed, members: members.map((id) => hooks.infoOf(id)), membershipVersion: version };
+      hooks.membersChanged(before, members);
       void ctx.saveFederation().catch(() => {});
       queueMicrotask(() => ctx.changed());
     },

@@ -6,9 +6,19 @@
 // newcomer checks its copy of the base model against the fingerprint → join-request with it → the
 // inviter checks the invite and the fingerprint, and has the aggregator (itself, or over the admit
 // protocol) add the newcomer to the membership → join-accepted; only then is the invite used up.
-import { readFile } from 'node:fs/promises';
+//
+// A leaked code must not make a stranger a member. An invite bound to peer ids (`invite --for`)
+// admits only those; an unbound one holds the newcomer pending (join-pending; it asks again) until
+// a member approves its peer id at the inviter. Every member's connection gater admits only the
+// current members' peer ids, plus, at an inviter holding a live invite that could admit it, a
+// newcomer (rate-limited, and hung up after JOIN_WINDOW_MS unless it became a member). So the
+// network key an invite carries opens nothing once the invite is used, revoked or expired, and an
+// evicted member (`remove`) is hung up and cannot connect again. The CLI, a separate process,
+// reaches the running peer through request files in control/ (approve, remove).
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { z as zod } from 'zod';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
@@ -17,7 +27,7 @@ import { createPeerNode, generateSwarmKey, type PeerNode, type PeerNodeOptions }
 import { request } from './wire.ts';
 import { oneLine, short, sleep, type CreateSettings, type PeerContext } from './context.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
-import { PROTOCOLS, type AdmitAccepted, type ErrorReply, type FederationSettings, type JoinRequest, type PeerInfo } from '../../shared/messages.ts';
+import { PROTOCOLS, peerIdSchema, type AdmitAccepted, type ErrorReply, type FederationSettings, type JoinRequest, type PeerInfo } from '../../shared/messages.ts';
 import { createInvite, decodeInvite, InviteError, InviteTable, verifyInviteSignature } from '../../shared/invite.ts';
 import { HyperParams } from '../../shared/methods.ts';
 import { DataSpec, ModelSpec } from '../../shared/worker_protocol.ts';
@@ -81,9 +91,74 @@ export interface MemberList {
   membershipVersion: number;
 }
 
+/** A newcomer that holds an unbound invite, waiting for a member's approval at the inviter. */
+export interface PendingJoin {
+  peerId: string;
+  name: string;
+  inviteId: string;
+  at: number;
+  approved: boolean;
+}
+const pendingSchema = zod.array(
+  zod.object({ peerId: peerIdSchema, name: zod.string().max(200), inviteId: zod.string().max(200), at: zod.number(), approved: zod.boolean() }),
+);
+const controlSchema = zod.object({ type: zod.enum(['approve', 'remove']), peerId: peerIdSchema });
+export type ControlRequest = zod.infer<typeof controlSchema>;
+
+/** How long a newcomer's connection may stay up without it becoming a member. */
+const JOIN_WINDOW_MS = 60_000;
+/** Non-member connections admitted per minute, in all and per peer id. */
+const NEWCOMERS_PER_MINUTE = 20;
+const NEWCOMERS_PER_PEER_PER_MINUTE = 5;
+
+const pendingFileOf = (root: string) => path.join(root, 'pending.json');
+const controlDirOf = (root: string) => path.join(root, 'control');
+
+/** The newcomers waiting for approval at the peer of data directory `root`. */
+export async function readPending(root: string): Promise<PendingJoin[]> {
+  try {
+    return pendingSchema.parse(JSON.parse(await readFile(pendingFileOf(root), 'utf8')));
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return [];
+    throw new Error(`${pendingFileOf(root)} is invalid: ${oneLine(e)}`);
+  }
+}
+
+/**
+ * Ask the peer running on data directory `root` (another process) to approve or remove a member;
+ * resolves with its one-line answer, or null when no peer picked the request up within `waitMs`
+ * (it stays queued until the peer runs).
+ */
+export async function requestOfRunningPeer(root: string, req: ControlRequest, waitMs = 15_000): Promise<string | null> {
+  const dir = controlDirOf(root);
+  await mkdir(dir, { recursive: true });
+  const id = `${Date.now()}-${randomBytes(4).toString('hex')}`;
+  await writeFileAtomic(path.join(dir, `${id}.json`), JSON.stringify(controlSchema.parse(req)) + '\n');
+  const result = path.join(dir, `${id}.result`);
+  for (const end = Date.now() + waitMs; Date.now() < end; await sleep(200)) {
+    const text = await readFile(result, 'utf8').catch(() => null);
+    if (text !== null) {
+      await rm(result, { force: true });
+      return text.trim();
+    }
+  }
+  return null;
+}
+
+export interface InviteOptions {
+  expiresMs?: number;
+  uses?: number;
+  /** Bind the invite to these peer ids: they join without an approval, nobody else can. */
+  for?: string[];
+}
+
 export class Membership {
   private readonly ctx: PeerContext;
   private inviteChain: Promise<unknown> = Promise.resolve();
+  private pendingChain: Promise<unknown> = Promise.resolve();
+  /** When non-member connections were admitted lately, by peer id (the rate limit). */
+  private newcomers = new Map<string, number[]>();
+  private controlTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(ctx: PeerContext) {
     this.ctx = ctx;
@@ -159,10 +234,17 @@ export class Membership {
   }
 
   /** Issue an invite code; its uses are tracked in invites.json. */
-  async invite(opts: { expiresMs?: number; uses?: number } = {}): Promise<string> {
+  async invite(opts: InviteOptions = {}): Promise<string> {
     const ctx = this.ctx;
     const fed = ctx.fed;
     if (fed === null) throw new Error('this peer belongs to no federation; create or join one first');
+    for (const id of opts.for ?? []) {
+      try {
+        peerIdFromString(id);
+      } catch {
+        throw new Error(`"${id.slice(0, 80)}" is not a peer id (the invitee prints its own with: fedforward id)`);
+      }
+    }
     const expiresAt = Date.now() + (opts.expiresMs ?? 24 * 3600 * 1000);
     const { code, invite } = await createInvite({
       privateKey: ctx.privateKey,
@@ -172,7 +254,7 @@ export class Membership {
       bootstrap: ctx.addresses(),
       expiresAt,
     });
-    await this.updateInvites((table) => table.add(invite.inviteId, opts.uses ?? 1, expiresAt));
+    await this.updateInvites((table) => table.add(invite.inviteId, opts.uses ?? opts.for?.length ?? 1, expiresAt, opts.for));
     return code;
   }
 
@@ -202,9 +284,21 @@ export class Membership {
         multiaddrs: node.getMultiaddrs().map((m) => m.toString()).slice(0, 16),
         capacity: ctx.options.capacity ?? 1,
       };
+      let told = false;
       const ask = async (fingerprint?: string) => {
         for (let attempt = 0; ; attempt++) {
-          const { msg } = await request(node, invite.bootstrap.map((a) => multiaddr(a)), PROTOCOLS.join, { type: 'join-request', invite: code, peer: self, modelFingerprint: fingerprint }, { timeoutMs: 20_000 });
+          const { msg } = await request(node, invite.bootstrap.map((a) => multiaddr(a)), PROTOCOLS.join, { type: 'join-request', invite: code, peer: self, modelFingerprint: fingerprint }, { timeoutMs: 20_000 }).catch((e: unknown) => {
+            throw new Error(`join refused: the inviter cannot be reached or refused the connection (is the invite used, revoked, expired or for another peer id?): ${oneLine(e).slice(0, 200)}`);
+          });
+          // Held until a member approves us: ask again until the invite expires.
+          if (msg.type === 'join-pending' && Date.now() < invite.expiresAt) {
+            if (!told) ctx.log(msg.reason);
+            told = true;
+            attempt = 0;
+            await sleep(2000);
+            continue;
+          }
+          if (msg.type === 'join-pending') throw new Error('join refused: the invite expired before a member approved this peer');
           // The inviter may be between elections: it says so, and we ask again.
           if (msg.type !== 'join-refused' || !msg.reason.includes('try again') || attempt >= 20) return msg;
           await sleep(500);
@@ -233,18 +327,158 @@ export class Membership {
     }
   }
 
-  /** Which peers the node refuses (libp2p's connection gater). */
+  /**
+   * Which peers the node refuses (libp2p's connection gater, asked after the Noise handshake, so the
+   * peer id is proven): anyone but the current members, except a newcomer that a live invite here
+   * could admit. Before this peer belongs to a federation (joining) it refuses nobody.
+   */
   gater(): Pick<PeerNodeOptions, 'connectionGater'> {
     const blocked = this.ctx.options.blockedPeers;
-    if (blocked === undefined) return {};
-    const deny = (id: PeerId) => blocked.has(id.toString());
+    const isBlocked = (id: PeerId) => blocked?.has(id.toString()) ?? false;
+    const outsider = (id: PeerId) => this.ctx.fed !== null && !this.isMemberNow(id.toString());
     return {
       connectionGater: {
-        denyDialPeer: deny,
-        denyInboundEncryptedConnection: deny,
-        denyOutboundEncryptedConnection: deny,
+        denyDialPeer: (id) => isBlocked(id) || outsider(id),
+        denyOutboundEncryptedConnection: (id) => isBlocked(id) || outsider(id),
+        denyInboundEncryptedConnection: async (id) => isBlocked(id) || (outsider(id) && !(await this.mayJoin(id.toString()))),
       },
     };
+  }
+
+  /** Members by the election's view once it runs, else by federation.json. */
+  private isMemberNow(id: string): boolean {
+    const ctx = this.ctx;
+    if (ctx.raft !== null) return ctx.isMember(id);
+    return ctx.fed?.members.some((m) => m.peerId === id) ?? false;
+  }
+
+  /** A non-member may connect while a live invite here could admit it, within the rate limit. */
+  private async mayJoin(id: string): Promise<boolean> {
+    const table = await this.readInvites().catch(() => null);
+    if (table === null || !table.mayAdmit(id)) return false;
+    const now = Date.now();
+    for (const [k, ts] of this.newcomers) {
+      const recent = ts.filter((t) => now - t < 60_000);
+      if (recent.length === 0) this.newcomers.delete(k);
+      else this.newcomers.set(k, recent);
+    }
+    const all = [...this.newcomers.values()].reduce((n, ts) => n + ts.length, 0);
+    const mine = this.newcomers.get(id) ?? [];
+    if (all >= NEWCOMERS_PER_MINUTE || mine.length >= NEWCOMERS_PER_PEER_PER_MINUTE) {
+      this.ctx.log(`refused a connection from ${short(id)}: too many newcomers this minute`);
+      return false;
+    }
+    this.newcomers.set(id, [...mine, now]);
+    return true;
+  }
+
+  /** Wire the running node: newcomers get JOIN_WINDOW_MS to become members; requests from the CLI. */
+  attach(node: PeerNode): void {
+    node.addEventListener('connection:open', (evt) => {
+      const id = evt.detail.remotePeer;
+      if (this.isMemberNow(id.toString()) || this.ctx.fed === null) return;
+      setTimeout(() => {
+        if (this.ctx.node === node && !this.isMemberNow(id.toString())) void node.hangUp(id).catch(() => {});
+      }, JOIN_WINDOW_MS).unref();
+    });
+    this.controlTimer = setInterval(() => void this.serveControl().catch((e: unknown) => this.ctx.log(`control request: ${oneLine(e)}`)), 1000);
+    this.controlTimer.unref();
+  }
+
+  detach(): void {
+    if (this.controlTimer !== null) clearInterval(this.controlTimer);
+    this.controlTimer = null;
+  }
+
+  /** The membership changed: hang up on whoever is no longer a member. */
+  onMembersChange(before: readonly string[], after: readonly string[]): void {
+    const node = this.ctx.node;
+    if (node === null) return;
+    for (const id of before) {
+      if (after.includes(id) || id === this.ctx.peerId) continue;
+      this.ctx.log(`${short(id)} is no longer a member: closing its connections`);
+      void node.hangUp(peerIdFromString(id)).catch(() => {});
+    }
+  }
+
+  // ---- approvals and eviction -----------------------------------------------------------------
+
+  /** The newcomers waiting here for a member's approval. */
+  pending(): Promise<PendingJoin[]> {
+    return readPending(this.ctx.dir.root);
+  }
+
+  private updatePending<T>(change: (list: PendingJoin[]) => T): Promise<T> {
+    const run = this.pendingChain.then(async () => {
+      const list = await this.pending();
+      const out = change(list);
+      await writeFileAtomic(pendingFileOf(this.ctx.dir.root), JSON.stringify(list, null, 1) + '\n');
+      return out;
+    });
+    this.pendingChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Let a pending newcomer in: its next join-request is admitted (the invite must still be live). */
+  async approve(peerId: string): Promise<string> {
+    const found = await this.updatePending((list) => {
+      const p = list.find((x) => x.peerId === peerId);
+      if (p !== undefined) p.approved = true;
+      return p;
+    });
+    if (found === undefined) throw new Error(`no newcomer ${short(peerId)} is waiting for approval here (see: fedforward pending)`);
+    this.ctx.log(`approved ${found.name} (${short(peerId)})`);
+    this.ctx.changed();
+    return `approved ${found.name} (${peerId}); it joins at its next try`;
+  }
+
+  /** Evict a member: the aggregator takes it out of the membership; every member hangs up on it. */
+  async remove(peerId: string): Promise<string> {
+    const ctx = this.ctx;
+    const raft = ctx.raft;
+    if (raft === null || ctx.node === null) throw new Error('this peer is not running; start it, then remove');
+    if (!ctx.isMember(peerId)) throw new Error(`${short(peerId)} is not a member`);
+    if (raft.isLeader) {
+      if (raft.members.length === 1) throw new Error('the last member cannot be removed');
+      if (!raft.setMembers(raft.members.filter((m) => m !== peerId))) throw new Error('the aggregator lost its role; try again');
+    } else {
+      const leader = raft.leaderId;
+      if (leader === null) throw new Error('the federation is electing its aggregator; try again in a few seconds');
+      const { msg } = await request(ctx.node, peerIdFromString(leader), PROTOCOLS.remove, { type: 'remove-request', peerId }, { timeoutMs: 10_000 });
+      if (msg.type === 'error') throw new Error(`the aggregator did not remove it: ${msg.reason}`);
+    }
+    const name = this.infoOf(peerId).name;
+    ctx.log(`removed ${name} (${short(peerId)}) from the federation`);
+    return `removed ${name} (${peerId})`;
+  }
+
+  /** Aggregator: a member asks to evict a member. */
+  onRemove(peerId: string, from: string): { type: 'ack' } | ErrorReply {
+    const raft = this.ctx.raft;
+    if (raft === null || !this.ctx.isMember(from)) return { type: 'error', reason: 'only a member can remove a member' };
+    if (!raft.isLeader) return { type: 'error', reason: 'not the aggregator; try again' };
+    if (!raft.members.includes(peerId)) return { type: 'ack' };
+    if (raft.members.length === 1 || !raft.setMembers(raft.members.filter((m) => m !== peerId))) return { type: 'error', reason: 'cannot remove it now; try again' };
+    this.ctx.log(`${short(peerId)} removed, at the request of ${short(from)}`);
+    return { type: 'ack' };
+  }
+
+  /** Carry out the CLI's requests (control/*.json) and answer each in a .result file. */
+  private async serveControl(): Promise<void> {
+    const dir = controlDirOf(this.ctx.dir.root);
+    const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
+    for (const n of names) {
+      const file = path.join(dir, n);
+      let answer: string;
+      try {
+        const req = controlSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+        answer = req.type === 'approve' ? await this.approve(req.peerId) : await this.remove(req.peerId);
+      } catch (e) {
+        answer = `error: ${oneLine(e)}`;
+      }
+      await writeFileAtomic(file.replace(/\.json$/, '.result'), answer + '\n');
+      await rm(file, { force: true });
+    }
   }
 
   // ---- handlers -------------------------------------------------------------------------------
@@ -265,16 +499,22 @@ export class Membership {
       await verifyInviteSignature(invite, [ctx.peerId]);
       if (ctx.isMember(from)) membership = this.memberList();
       else {
-        (await this.readInvites()).check(invite.inviteId);
+        const table = await this.readInvites();
+        table.check(invite.inviteId, Date.now(), from);
         const want = fed.settings.modelFingerprint;
         if (want !== undefined && theirs === undefined) return { type: 'join-terms' as const, settings: fed.settings };
         if (want !== undefined && theirs !== want)
           return refuse(`the joiner's base model is not the federation's (fingerprint ${theirs!.slice(0, 12)}…, expected ${want.slice(0, 12)}…)`);
+        // An invite bound to nobody is a bearer token: a member must approve this very peer id.
+        if (table.get(invite.inviteId)!.for === undefined && !(await this.approved(info, invite.inviteId))) {
+          return { type: 'join-pending' as const, reason: `waiting for a member to approve this peer at the inviter: fedforward approve ${from}` };
+        }
         // The invite is used up only once the newcomer is a member: a failed admission leaves it as it was.
-        membership = await this.updateInvites(async (table) => {
-          table.consume(invite.inviteId);
+        membership = await this.updateInvites(async (t) => {
+          t.consume(invite.inviteId, Date.now(), from);
           return this.admit(info);
         });
+        await this.updatePending((list) => list.splice(0, list.length, ...list.filter((p) => p.peerId !== from)));
         ctx.log(`${info.name} (${short(from)}) joined`);
       }
     } catch (e) {
@@ -288,6 +528,20 @@ export class Membership {
       leader: raft.leaderId,
       committedRound: ctx.committed?.round ?? 0,
     };
+  }
+
+  /** Whether `info` was approved; if not, it is recorded as pending (once). */
+  private approved(info: PeerInfo, inviteId: string): Promise<boolean> {
+    return this.updatePending((list) => {
+      const p = list.find((x) => x.peerId === info.peerId);
+      if (p !== undefined) return p.approved;
+      // A bounded list: the oldest asks make way (the rate limit keeps them few anyway).
+      if (list.length >= 100) list.splice(0, list.length - 99);
+      list.push({ peerId: info.peerId, name: info.name.slice(0, 200), inviteId, at: Date.now(), approved: false });
+      this.ctx.log(`${info.name} (${short(info.peerId)}) asks to join: approve with fedforward approve ${info.peerId}`);
+      queueMicrotask(() => this.ctx.changed());
+      return false;
+    });
   }
 
   /** Make `info` a member: here when this peer is the aggregator, else through the aggregator. */

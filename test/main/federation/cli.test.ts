@@ -17,6 +17,15 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
+function runWithStdin(input: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    child.stdin!.end(input);
+  });
+}
+
 afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
@@ -35,7 +44,7 @@ describe('fedforward create | invite | status | join', () => {
       run('invite', '--data-dir', a, '--uses', '2', '--json'),
       run('status', '--data-dir', a, '--json'),
       run('create', '--data-dir', a, '--name', 'x', '--peer-name', 'y'),
-      run('join', 'ff1-abcdefghijklmnopqrstuvwxyz-abcd', '--data-dir', path.join(tmp, 'b'), '--peer-name', 'yelp'),
+      runWithStdin('ff1-abcdefghijklmnopqrstuvwxyz-abcd\n', 'join', '--code-file', '-', '--data-dir', path.join(tmp, 'b'), '--peer-name', 'yelp'),
       run('invite', '--data-dir', path.join(tmp, 'c')),
     ]);
     expect(inv.code).toBe(0);
@@ -45,6 +54,16 @@ describe('fedforward create | invite | status | join', () => {
     const s = JSON.parse(status.stdout) as { peerId: string; members: unknown[]; committedRound: number };
     expect(s).toMatchObject({ peerId: info.peerId, committedRound: 0 });
     expect(s.members).toHaveLength(1);
+    // The peer id an inviter binds an invite to; a code on the command line is refused (ps shows argv).
+    const [id, pending, argvCode] = await Promise.all([
+      run('id', '--data-dir', a),
+      run('pending', '--data-dir', a),
+      run('join', code, '--data-dir', path.join(tmp, 'd'), '--peer-name', 'x'),
+    ]);
+    expect(id.stdout.trim()).toBe(info.peerId);
+    expect(pending.stdout.trim()).toBe('nobody is waiting');
+    expect(argvCode.code).not.toBe(0);
+    expect(argvCode.stderr).toMatch(/too many arguments/);
     for (const [r, re] of [
       [again, /already belongs to federation "demo"/],
       [typo, /invite code is mistyped/],

@@ -53,14 +53,21 @@ export class Harness {
     });
     await a.start();
     await this.until('the creator to lead', () => a.status().role === 'leader');
-    const code = await a.invite({ uses: n - 1, expiresMs: 120_000 });
-    const out = [a];
-    for (let i = 1; i < n; i++) {
-      const p = await this.newPeer(tags[i]!, extra(i));
-      await p.join(code, `p${i}`, data(DOMAINS[i % DOMAINS.length]!));
-      out.push(p);
-    }
-    return out;
+    // Each newcomer's peer id is known first (as `fedforward id` tells it): the invite is bound to them.
+    const others: Peer[] = [];
+    for (let i = 1; i < n; i++) others.push(await this.newPeer(tags[i]!, extra(i)));
+    const code = await a.invite({ for: others.map((p) => p.peerId), expiresMs: 120_000 });
+    for (const [i, p] of others.entries()) await p.join(code, `p${i + 1}`, data(DOMAINS[(i + 1) % DOMAINS.length]!));
+    return [a, ...others];
+  }
+
+  /** `joiner` joins with an invite bound to nobody: it waits pending until `inviter` approves it. */
+  async joinApproved(inviter: Peer, joiner: Peer, code: string, name: string, domain: string): Promise<void> {
+    const joining = joiner.join(code, name, data(domain));
+    joining.catch(() => {}); // awaited below; a refusal must not go unhandled while we wait
+    await this.until(`${name} to be pending`, async () => (await inviter.pending()).some((x) => x.peerId === joiner.peerId));
+    await inviter.approve(joiner.peerId);
+    await joining;
   }
 
   async until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000, every = 50): Promise<void> {
