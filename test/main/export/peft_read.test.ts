@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { exportPeftAdapter, readPeftAdapter } from '../../../src/main/export/peft.ts';
+import { type AdapterInfo, exportPeftAdapter, readPeftAdapter } from '../../../src/main/export/peft.ts';
 
 const MODULES = ['model.layers.0.self_attn.q_proj', 'model.layers.0.mlp.down_proj', 'model.layers.1.self_attn.q_proj'];
 const SPECS = MODULES.flatMap((m) => [
@@ -19,7 +19,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-peft-read-'));
   dir = path.join(tmp, 'adapter');
   const weights = new Map(SPECS.map((s, i) => [s.name, new Float32Array(8).fill(i + 1)]));
-  const info = { family: 'llama', task: 'causal-lm', r: 2, alpha: 4, dropout: 0.1, targetModules: ['q_proj', 'down_proj'], baseModel: tmp } as const;
+  const info: AdapterInfo = { family: 'llama', task: 'causal-lm', r: 2, alpha: 4, dropout: 0.1, targetModules: ['q_proj', 'down_proj'], baseModel: tmp };
   await exportPeftAdapter(dir, info, SPECS, weights);
   config = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8'));
 });
