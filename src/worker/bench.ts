@@ -1,19 +1,31 @@
 // Measured memory and time of one training step, by method, on one model, batch and sequence length.
 // Each method runs in its own child process, so that process RSS (which the wasm heap never gives
 // back) belongs to that method alone; tensor memory is TensorFlow.js's own profile (peakBytes).
+// The ort-* modes run the same steps on the ONNX Runtime engine (src/worker/engine), where only
+// RSS is measured: ort-weights is a process that holds the weights and an inference session and
+// runs nothing, the baseline for each mode's working memory.
 import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type BackendName, initBackend } from './backend.ts';
-import { createModel, loadModel } from './models/index.ts';
+import { createModel, defaultLora, familyOf, loadModel } from './models/index.ts';
 import { resolveModelDir } from './models/embedded.ts';
 import { type Batch, type Model, lossOf, plainParams } from './models/model.ts';
-import { GPT2_SMALL, randomCheckpoint } from './models/random.ts';
+import { GPT2_SMALL, type RandomShape, randomCheckpoint } from './models/random.ts';
+import { loadHfDir } from './io/hf_dir.ts';
 import { initTrainable } from './models/lora.ts';
 import { backpropGradient, forwardGradient, zeroOrderGradient } from './train/gradients.ts';
 import { disposeDual } from './fwd/dual.ts';
+import { Rng } from '../shared/spry/rng.ts';
+import type { TensorMap } from './models/model.ts';
+import { irModel } from './engine/index.ts';
+import { Runner } from './engine/runner.ts';
+import type { HostBatch } from './engine/model.ts';
+import { initEngine, setThreads } from './engine/session.ts';
 
-export const BENCH_MODES = ['forward', 'backprop', 'zero-order', 'inference'] as const;
+export const TFJS_MODES = ['forward', 'backprop', 'zero-order', 'inference'] as const;
+export const ENGINE_MODES = ['ort-jvp', 'ort-inference', 'ort-backprop', 'ort-weights'] as const;
+export const BENCH_MODES = [...TFJS_MODES, ...ENGINE_MODES] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
 
 export interface BenchArgs {
@@ -26,11 +38,19 @@ export interface BenchArgs {
   layers: string;
   k: number;
   backend: BackendName | 'auto';
+  /** ONNX Runtime intra-op threads (default: all cores) */
+  threads?: number;
 }
+
+/** Random-weight checkpoints by name: GPT-2 small, and the 4-layer × 256 shape of the engine issue. */
+const RANDOM: Record<string, RandomShape> = {
+  'gpt2-small-random': GPT2_SMALL,
+  'gpt2-4x256-random': { family: 'gpt2', layers: 4, hidden: 256, heads: 4, vocab: 8192, positions: 1024 },
+};
 
 export interface ModeResult {
   mode: BenchMode;
-  /** peak bytes of live tensors during a step, weights included */
+  /** peak bytes of live tensors during a step, weights included (NaN on ONNX Runtime: not tracked) */
   peakTensorBytes: number;
   /** the same, less what was live before the step (weights, adapter): the step's own working memory */
   stepTensorBytes: number;
@@ -54,17 +74,26 @@ function layerFilter(spec: string): (name: string) => boolean {
   };
 }
 
+const TASK = { kind: 'classification', numLabels: 2 } as const;
+
+async function checkpoint(args: BenchArgs): Promise<{ config: Record<string, unknown>; tensors: TensorMap }> {
+  const shape = RANDOM[args.model];
+  if (shape) return randomCheckpoint(shape, 0);
+  const hf = await loadHfDir(resolveModelDir(args.model));
+  return { config: hf.config, tensors: hf.tensors };
+}
+
 async function buildModel(args: BenchArgs): Promise<Model> {
-  const task = { kind: 'classification', numLabels: 2 } as const;
-  if (args.model === 'gpt2-small-random') {
-    const { config, tensors } = randomCheckpoint(GPT2_SMALL, 0);
-    return createModel(config, tensors, task);
+  if (RANDOM[args.model]) {
+    const { config, tensors } = await checkpoint(args);
+    return createModel(config, tensors, TASK);
   }
-  return (await loadModel(resolveModelDir(args.model), task)).model;
+  return (await loadModel(resolveModelDir(args.model), TASK)).model;
 }
 
 /** Runs one mode in this process and returns its measurements. */
 export async function measureMode(mode: BenchMode, args: BenchArgs): Promise<ModeResult> {
+  if ((ENGINE_MODES as readonly string[]).includes(mode)) return measureEngineMode(mode, args);
   const backend = await initBackend(args.backend);
   const model = await buildModel(args);
   if (args.seq > model.dims.maxPositions) throw new Error(`--seq ${args.seq} exceeds the model's ${model.dims.maxPositions} positions`);
@@ -108,6 +137,59 @@ export async function measureMode(mode: BenchMode, args: BenchArgs): Promise<Mod
     medianStepMs: sorted[Math.floor(sorted.length / 2)],
     stepMs: times,
     backend: backend.name,
+    trainable: names.length,
+  };
+}
+
+/**
+ * One mode on the ONNX Runtime engine: the same model, adapter (B ≠ 0), perturbed tensors, K and
+ * batch shape as the TensorFlow.js modes. The first step (tracing, session creation) is not timed.
+ */
+async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<ModeResult> {
+  if (args.threads) setThreads(args.threads);
+  const engine = await initEngine();
+  const { config, tensors } = await checkpoint(args);
+  // the adapter createModel gives the TensorFlow.js modes: the family's default
+  const ir = irModel(config, tensors, TASK, defaultLora(familyOf(config)));
+  if (!ir) throw new Error(`the ${familyOf(config)} family does not run on ONNX Runtime yet`);
+  if (args.seq > ir.dims.maxPositions) throw new Error(`--seq ${args.seq} exceeds the model's ${ir.dims.maxPositions} positions`);
+  const runner = new Runner(ir, args.model);
+  const rng = new Rng('bench', 1);
+  const values = new Map(ir.trainable.map((s) => [s.name, Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, () => 0.02 * rng.normal())]));
+  const keep = layerFilter(args.layers);
+  const names = ir.trainable.filter((s) => s.name.startsWith('score') || keep(s.name)).map((s) => s.name);
+  const n = args.batch * args.seq;
+  const batch: HostBatch = {
+    b: args.batch,
+    t: args.seq,
+    ids: Int32Array.from({ length: n }, () => rng.int(ir.dims.vocabSize)),
+    mask: new Float32Array(n).fill(1),
+    labels: Int32Array.from({ length: args.batch }, () => rng.int(2)),
+  };
+  const step = async (i: number) => {
+    if (mode === 'ort-jvp') await runner.forwardGradient(batch, values, names, args.k, `bench/${i}`, i);
+    else if (mode === 'ort-backprop') await runner.backprop(batch, values, names, i);
+    else await runner.loss(batch, values, null);
+  };
+  const times: number[] = [];
+  if (mode === 'ort-weights') await runner.logits({ ...batch, b: 1, t: 1, ids: batch.ids.slice(0, 1), mask: batch.mask.slice(0, 1) }, values);
+  else {
+    await step(args.steps); // warm-up, with a seed no measured step uses
+    for (let i = 0; i < args.steps; i++) {
+      const t0 = performance.now();
+      await step(i);
+      times.push(performance.now() - t0);
+    }
+  }
+  const sorted = times.slice().sort((a, b) => a - b);
+  return {
+    mode,
+    peakTensorBytes: NaN,
+    stepTensorBytes: NaN,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    medianStepMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN,
+    stepMs: times,
+    backend: engine.detail,
     trainable: names.length,
   };
 }

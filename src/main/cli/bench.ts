@@ -1,5 +1,6 @@
 // `fedforward bench`: peak memory and step time of forward mode vs backprop vs zero order vs
-// inference, measured in one run on one model, batch and sequence length.
+// inference, on TensorFlow.js and on the ONNX Runtime engine (ort-*), measured in one run on one
+// model, batch and sequence length.
 import type { Command } from 'commander';
 import { backendOption, positiveInt } from './options.ts';
 import { BENCH_MODES, type BenchMode, type ModeResult, runBench } from '../../worker/bench.ts';
@@ -10,31 +11,36 @@ export function benchCommand(program: Command): void {
   program
     .command('bench')
     .description('measure peak memory and step time: forward mode vs backprop vs zero order vs inference')
-    .option('--model <dir>', 'model directory, or gpt2-small-random (GPT-2 small shape, random weights)', 'gpt2-small-random')
+    .option('--model <dir>', 'model directory, or gpt2-small-random / gpt2-4x256-random (random weights)', 'gpt2-small-random')
     .option('--batch <n>', 'batch size', positiveInt, 8)
     .option('--seq <n>', 'sequence length', positiveInt, 128)
     .option('--steps <n>', 'measured steps per mode (median reported)', positiveInt, 3)
     .option('--layers <range>', 'adapted layers to train: all, or a range like 8-11', 'all')
     .option('--k <n>', 'tangents per forward-mode pass', positiveInt, 1)
     .option('--modes <list>', `comma-separated subset of ${BENCH_MODES.join(',')}`, BENCH_MODES.join(','))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)', positiveInt)
     .option('--json', 'print the measurements as JSON')
     .addOption(backendOption())
     .action(async (o) => {
       const modes = String(o.modes).split(',') as BenchMode[];
       for (const m of modes) if (!BENCH_MODES.includes(m)) throw new Error(`unknown mode "${m}" (modes: ${BENCH_MODES.join(', ')})`);
-      const args = { model: o.model, batch: o.batch, seq: o.seq, steps: o.steps, layers: o.layers, k: o.k, backend: o.backend };
+      const args = { model: o.model, batch: o.batch, seq: o.seq, steps: o.steps, layers: o.layers, k: o.k, backend: o.backend, threads: o.threads };
       const results = await runBench(args, modes, (r) => {
-        if (!o.json) console.error(`  ${r.mode.padEnd(10)} done: ${(r.medianStepMs / 1000).toFixed(2)} s/step`);
+        if (!o.json) console.error(`  ${r.mode.padEnd(13)} done`);
       });
       const ratios = ratiosOf(results);
       if (o.json) {
         console.log(JSON.stringify({ args, results, ratios }, null, 2));
         return;
       }
-      console.log(`model ${args.model}, batch ${args.batch}, seq ${args.seq}, backend ${results[0]?.backend}`);
-      console.log('mode        step tensors  peak tensors  peak RSS   median step');
+      console.log(`model ${args.model}, batch ${args.batch}, seq ${args.seq}, backends: ${[...new Set(results.map((r) => r.backend))].join('; ')}`);
+      console.log('mode           step tensors  peak tensors  peak RSS   median step');
+      // NaN (JSON null): not measured in that mode
+      const none = (x: number | null) => x === null || Number.isNaN(x);
+      const mb = (x: number) => (none(x) ? '-' : (x / MB).toFixed(1)).padStart(9);
+      const sec = (x: number) => (none(x) ? '-' : (x / 1000).toFixed(2)).padStart(8);
       for (const r of results)
-        console.log(`${r.mode.padEnd(10)}  ${(r.stepTensorBytes / MB).toFixed(1).padStart(9)} MB  ${(r.peakTensorBytes / MB).toFixed(1).padStart(9)} MB  ${(r.peakRssBytes / MB).toFixed(0).padStart(6)} MB  ${(r.medianStepMs / 1000).toFixed(2).padStart(8)} s`);
+        console.log(`${r.mode.padEnd(13)}  ${mb(r.stepTensorBytes)} MB  ${mb(r.peakTensorBytes)} MB  ${(r.peakRssBytes / MB).toFixed(0).padStart(6)} MB  ${sec(r.medianStepMs)} s`);
       for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}×`);
     });
 }
@@ -53,5 +59,14 @@ export function ratiosOf(results: ModeResult[]): Record<string, number> {
   }
   const z = by.get('zero-order');
   if (f && z) out['zero-order / forward, step time'] = z.medianStepMs / f.medianStepMs;
+  const oj = by.get('ort-jvp');
+  const oi = by.get('ort-inference');
+  const ob = by.get('ort-backprop');
+  const ow = by.get('ort-weights');
+  if (oj && oi) out['ort jvp / ort inference, step time'] = oj.medianStepMs / oi.medianStepMs;
+  if (oj && f) out['ort jvp / tfjs forward, step time'] = oj.medianStepMs / f.medianStepMs;
+  if (oj && ob) out['ort backprop / ort jvp, step time'] = ob.medianStepMs / oj.medianStepMs;
+  // working memory: peak RSS above the process that only holds the weights and a session
+  if (oj && ob && ow) out['ort jvp / ort backprop, working memory'] = (oj.peakRssBytes - ow.peakRssBytes) / (ob.peakRssBytes - ow.peakRssBytes);
   return out;
 }
