@@ -1,7 +1,10 @@
 // End to end: `fedforward serve` in-process with a real Peer behind it, Debian's Chromium driven by
 // playwright-core. Create a federation in the UI, create an invite, join a second headless Peer
 // with the code, train two rounds while the charts fill, export the adapter and check that the
-// files are what PEFT loads. Screenshots of every screen go to test-output/screenshots/.
+// files are what PEFT loads. Then a second run, joined through the UI, in which the aggregator is
+// stopped mid-round: the survivors elect a new one and the round starts again; the Rounds screen
+// tells it, exports download, and every screen is photographed at 1280×800 and 1024×700, light and
+// dark. Screenshots go to test-output/screenshots/.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { serve, type Serving } from '../../src/main/serve/index.ts';
 import { Peer } from '../../src/main/federation/peer.ts';
+import type { StepPoint } from '../../src/shared/api.ts';
 import { FIXTURES, HAS_FIXTURES } from '../fixtures.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -215,6 +219,220 @@ describe.skipIf(!existsSync(CHROMIUM) || MODEL === null)('the interface, end to 
     expect(outline).not.toBe('none');
     await page.keyboard.press('Tab');
     await shot('08-keyboard-focus');
+    expect(pageErrors).toEqual([]);
+  });
+});
+
+/** WCAG contrast ratio of two CSS rgb() colours. */
+function contrast(a: string, b: string): number {
+  const lum = (c: string) => {
+    const [r, g, bl] = (c.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => Number(v) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * bl!;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
+}
+
+describe.skipIf(!existsSync(CHROMIUM) || MODEL === null)('a run with an election and a retried round, joined through the interface', () => {
+  let serving: Serving;
+  let context: BrowserContext;
+  let page: Page;
+  const others: Peer[] = [];
+  const dirs: string[] = [];
+  const pageErrors: string[] = [];
+  const tmp = async (tag: string) => {
+    const d = await mkdtemp(path.join(os.tmpdir(), `ff-e2e-${tag}-`));
+    dirs.push(d);
+    return d;
+  };
+  const open = async (tag: string) => {
+    const p = await Peer.open({ dataDir: await tmp(tag), listen: ['/ip4/127.0.0.1/tcp/0'] });
+    others.push(p);
+    return p;
+  };
+  const go = async (screen: string) => {
+    await page.locator(`#nav-${screen}`).click();
+    await page.getByRole('heading', { name: screen, exact: true }).waitFor();
+  };
+
+  beforeAll(async () => {
+    ensureRendererBuilt();
+    await mkdir(SHOTS, { recursive: true });
+    serving = await serve({ dataDir: await tmp('ui2'), benchSteps: 1 });
+    context = await chromium.launchPersistentContext(await tmp('chromium2'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      viewport: { width: 1280, height: 800 },
+      acceptDownloads: true,
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+  }, 240_000);
+
+  afterAll(async () => {
+    await context?.close().catch(() => {});
+    for (const p of others) await p.stop().catch(() => {});
+    await serving?.close().catch(() => {});
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  });
+
+  it('tells the story of each round: an election, a retried round, refused nothing silently', { timeout: 420_000 }, async () => {
+    const ui = serving.api.peer;
+    // A federation created elsewhere: the aggregator-to-be and a third member.
+    const a = await open('creator');
+    await a.create({
+      name: 'Reviews with a failover',
+      peerName: 'amazon',
+      model: { model: MODEL!, lora: { r: LORA_R, alpha: 4, dropout: 0 }, maxLength: 32 },
+      data: { source: 'sentiment', split: { kind: 'local', client: 'amazon', domain: 'amazon' }, seed: 2, limit: 24 },
+      hp: { maxLocalSteps: 3, batchSize: 4, maxLength: 32 },
+      rounds: 4,
+      minMembers: 3,
+      roundDeadlineMs: 120_000,
+    });
+    await a.start();
+    await until('the creator to lead', () => a.status().role === 'leader', 30_000);
+    const b = await open('third');
+    // bound to the two joiners, so that they join without a member's approval
+    const code = await a.invite({ uses: 2, expiresMs: 600_000, for: [ui.peerId, b.peerId] });
+
+    await page.goto(serving.server.url);
+    await page.getByRole('heading', { name: 'Start' }).waitFor();
+
+    // A wrong value inside the collapsed "Training settings" opens it and takes the focus there.
+    expect(await page.locator('details').evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    await page.locator('#f-name').fill('never created');
+    await page.getByText('Training settings').click();
+    await page.locator('#f-r').fill('0');
+    await page.getByText('Training settings').click();
+    expect(await page.locator('details').evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    await page.getByRole('button', { name: 'Create federation' }).click();
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('f-r');
+    expect(await page.locator('details').evaluate((d) => (d as HTMLDetailsElement).open)).toBe(true);
+    expect(await page.locator('#f-r-error').textContent()).toBe('at least 1');
+
+    // Join as Create would: a built-in task as data, the default organisation name kept.
+    expect(await page.locator('#j-peer').inputValue()).toBe('organisation-2');
+    await page.locator('#j-code').fill(code);
+    await page.locator('#j-data').fill('sentiment');
+    await page.locator('#j-domain').fill('imdb');
+    await page.getByRole('button', { name: 'Join federation' }).click();
+    await page.getByRole('heading', { name: 'Federation', exact: true }).waitFor({ timeout: 120_000 });
+
+    await b.join(code, 'yelp', { source: 'sentiment', split: { kind: 'local', client: 'yelp', domain: 'yelp' }, seed: 1, limit: 24 });
+    await expect.poll(() => page.getByTestId('members').locator('tbody tr').count(), { timeout: 30_000 }).toBe(3);
+
+    // Hold this peer's training once it has trained round 1, so that a later round stays open until
+    // its aggregator is stopped: the survivors must elect a new one and run that round again.
+    await go('Training');
+    const trained = async () => ((await serving.api.metrics()).steps as StepPoint[]).map((p) => p.round);
+    await until('this peer to train round 1', async () => (await trained()).includes(1), 180_000);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await until('this peer to be paused', () => ui.status().paused, 10_000);
+    let openRound = 0;
+    await until(
+      'a round after round 1 to wait for this peer',
+      async () => {
+        const st = ui.status();
+        openRound = st.round;
+        return st.committedRound >= 1 && st.round > st.committedRound && !(await trained()).includes(st.round);
+      },
+      180_000,
+    );
+    const termBefore = ui.status().term;
+    await a.stop();
+    await until('a new aggregator among the survivors', () => ui.status().term > termBefore && ui.status().leader !== null && ui.status().leader !== a.peerId, 60_000);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await until('all 4 rounds committed here', () => ui.status().committedRound >= 4, 300_000);
+    await expect.poll(async () => (await page.getByTestId('phase').textContent()) ?? '', { timeout: 30_000 }).toContain('all rounds done');
+
+    // The strip marks the retried round; the step chart draws one attempt per round.
+    await expect.poll(() => page.getByTestId('round-strip').locator('li.retried').count(), { timeout: 20_000 }).toBeGreaterThanOrEqual(1);
+    const steps = (await serving.api.metrics()).steps as StepPoint[];
+    const lastPerRound = new Map<number, number>();
+    for (const p of steps) lastPerRound.set(p.round, Math.max(lastPerRound.get(p.round) ?? 0, p.attempt));
+    const drawn = steps.filter((p) => p.attempt === lastPerRound.get(p.round)).length;
+    await expect.poll(() => points(page, 'chart-steps'), { timeout: 20_000 }).toBe(drawn);
+    expect(await page.getByTestId('chart-steps').textContent()).toContain(`${drawn} steps in`);
+    // round 0, the baseline, is on the accuracy chart
+    await expect.poll(() => points(page, 'chart-accuracy'), { timeout: 60_000 }).toBe(5);
+    expect(await page.getByTestId('chart-accuracy').textContent()).toContain('before training');
+
+    // Rounds: two terms at least, the retried round with its attempts and why the first did not commit.
+    await go('Rounds');
+    expect(Number(await page.getByTestId('elections-count').textContent())).toBeGreaterThanOrEqual(2);
+    expect(Number(await page.getByTestId('retries-count').textContent())).toBeGreaterThanOrEqual(1);
+    const retried = page.locator(`[data-testid="rounds"] > li[data-round="${openRound}"]`);
+    const text = (await retried.textContent()) ?? '';
+    expect(text).toContain('Attempt 2');
+    expect(text).toMatch(/did not commit: a new aggregator was elected \(term \d+\)/);
+    expect(text).toMatch(/aggregated by (imdb|organisation-2|yelp), term \d+/);
+    expect(await page.locator('[data-testid="rounds"] > li[data-state="committed"]').count()).toBe(4);
+
+    // Memory counts the steps Training draws.
+    await go('Memory');
+    await expect.poll(async () => (await page.getByTestId('chart-peak').textContent()) ?? '', { timeout: 20_000 }).toContain(`${drawn} steps`);
+
+    // An invite from this member; revoking asks first.
+    await go('Federation');
+    await page.getByRole('button', { name: 'Create invite' }).click();
+    await page.getByTestId('invite-code').waitFor();
+    await page.getByRole('button', { name: /^Revoke invite/ }).click();
+    await page.getByRole('button', { name: 'Keep it' }).click();
+    expect(await page.getByTestId('invites').locator('.badge').first().textContent()).toBe('active');
+    await page.getByRole('button', { name: /^Revoke invite/ }).click();
+    await page.getByRole('button', { name: 'Yes, revoke' }).click();
+    await expect.poll(async () => page.getByTestId('invites').locator('.badge').first().textContent()).toBe('revoked');
+
+    // Export: the browser downloads the files; the history lists the export.
+    await go('Export');
+    await page.getByRole('button', { name: 'Export', exact: true }).last().click();
+    await expect.poll(async () => (await page.getByTestId('export-status').textContent()) ?? '', { timeout: 60_000 }).toContain('Done.');
+    await expect.poll(() => page.getByTestId('export-history').locator('tbody tr').count(), { timeout: 10_000 }).toBe(1);
+    const link = page.getByTestId('export-history').getByRole('link', { name: /^Download adapter_config\.json/ });
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    const saved = await download.path();
+    const exported = (await serving.api.listExports())[0]!;
+    expect(await readFile(saved, 'utf8')).toBe(await readFile(path.join(exported.dir, 'adapter_config.json'), 'utf8'));
+
+    // Every screen, light and dark, at both sizes; text keeps its contrast in both schemes.
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      expect(bg).toBe(scheme === 'dark' ? 'rgb(11, 17, 32)' : 'rgb(243, 244, 246)');
+      for (const [w, h] of [[1280, 800], [1024, 700]] as const) {
+        await page.setViewportSize({ width: w, height: h });
+        for (const [i, screen] of ['Start', 'Federation', 'Training', 'Rounds', 'Memory', 'Data', 'Export'].entries()) {
+          await go(screen);
+          if (screen === 'Memory') await expect.poll(async () => (await page.getByTestId('backprop').textContent()) ?? '', { timeout: 120_000, interval: 1000 }).toContain('measured with the bench code');
+          if (screen === 'Data') await page.getByTestId('preview').waitFor();
+          await page.waitForTimeout(150); // a frame for the charts to draw
+          await page.screenshot({ path: path.join(SHOTS, `run2-${scheme}-${w}x${h}-${i + 1}-${screen.toLowerCase()}.png`) });
+          const pairs = await page.evaluate(() => {
+            const out: [string, string, string][] = [];
+            const bgOf = (el: Element | null): string => {
+              for (let e = el; e; e = e.parentElement) {
+                const c = getComputedStyle(e).backgroundColor;
+                if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+              }
+              return getComputedStyle(document.body).backgroundColor;
+            };
+            for (const el of document.querySelectorAll('main h1, main p, main td, main th, main .k, main .v, main .help, main .badge, main label, main button, main a, nav button, main li')) {
+              if (!(el as HTMLElement).offsetParent || !el.textContent?.trim()) continue;
+              const st = getComputedStyle(el);
+              if (st.opacity !== '1' || (el as HTMLButtonElement).disabled) continue;
+              out.push([el.tagName + '.' + el.className, st.color, bgOf(el)]);
+            }
+            return out;
+          });
+          for (const [what, fg, back] of pairs) expect(contrast(fg, back), `${scheme} ${screen}: ${what} ${fg} on ${back}`).toBeGreaterThanOrEqual(4.5);
+        }
+      }
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1280, height: 800 });
     expect(pageErrors).toEqual([]);
   });
 });

@@ -200,7 +200,7 @@ export class PeerApiImpl implements PeerApi {
       this.recorder.observe(st);
       this.emit('status', st);
     }
-    if (!this.baselineTried && st.committedRound === 0 && st.running && st.backend !== null) {
+    if (!this.baselineTried && st.running && st.backend !== null) {
       this.baselineTried = true;
       void this.baseline().catch(() => {});
     }
@@ -242,13 +242,20 @@ export class PeerApiImpl implements PeerApi {
     return this.recorder.entries();
   }
 
-  /** Round 0: the initial adapter on this peer's test split, once, before the first round commits. */
+  /**
+   * Round 0: the initial adapter (every member starts from the same one) on this peer's test split,
+   * once, whenever the model is loaded; a peer that joins late gets its baseline too.
+   */
   private async baseline(): Promise<void> {
-    const logged = (await this.peer.dir.readMetrics()).some((r) => r.round === 0);
-    if (logged) return;
-    const m = await this.peer.evaluateCommitted();
-    if (m.round !== 0) return;
-    const metric = { ...m, baseline: true };
+    if ((await this.peer.dir.readMetrics()).some((r) => r.round === 0)) return;
+    const { pool, init, workerClient } = this.peer.ctx;
+    if (pool === null || init === null) {
+      this.baselineTried = false; // not loaded yet: the next status tries again
+      return;
+    }
+    const r = await pool.run<'evaluate'>({ type: 'evaluate', client: workerClient, globals: init.initial, batchSize: 32 });
+    const accuracy = init.labels.length > 0 && r.result.total > 0 ? r.result.correct / r.result.total : null;
+    const metric = { round: 0, peer: this.peer.status().name, testLoss: r.result.loss, accuracy, at: Date.now(), baseline: true };
     await this.peer.dir.appendMetric(metric);
     const rm = toRoundMetric(metric);
     if (rm) this.emit('round', rm);
