@@ -14,8 +14,8 @@ export interface SimulationOptions {
   method: string;
   model: ModelSpec;
   data: DataSpec;
-  /** clients sampled per round */
-  perRound: number;
+  /** clients sampled per round (default: enough for two per unit under Spry's split, at most all) */
+  perRound?: number;
   rounds: number;
   seed: number;
   hp: HyperParams;
@@ -54,16 +54,24 @@ export type SimulationEvent =
   | { type: 'round'; metrics: RoundMetrics }
   | { type: 'progress'; round: number; client: string; step: number; steps: number };
 
+/**
+ * Clients per round when none is given: two per unit, so that every unit's update under Spry's split
+ * is an average over two clients' noise rather than one client's (the paper samples 10 a round),
+ * and at most every client.
+ */
+export const defaultPerRound = (clients: number, units: number) => Math.min(clients, 2 * units);
+
 const warningOf = (c: Collapse | null) => (c ? describeCollapse(c) : null);
 const bytesOf = (w: Weights) => [...w.values()].reduce((s, a) => s + a.byteLength, 0);
 
 export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationEvent) => void = () => {}): Promise<SimulationResult> {
   const method = methodSpec(opts.method);
-  const pool = new ComputePool(Math.min(opts.workers ?? availableParallelism(), opts.perRound));
+  const pool = new ComputePool(Math.min(opts.workers ?? availableParallelism(), opts.perRound ?? Infinity));
   try {
     const init = await pool.init(opts.model, opts.data);
     onEvent({ type: 'ready', init });
-    if (opts.perRound > init.clients.length) throw new Error(`--per-round ${opts.perRound} exceeds the ${init.clients.length} clients`);
+    const perRound = opts.perRound ?? defaultPerRound(init.clients.length, init.units.length);
+    if (perRound > init.clients.length) throw new Error(`--per-round ${perRound} exceeds the ${init.clients.length} clients`);
     const strategy = new Strategy(method, opts.hp, init.specs, init.units, opts.seed);
     let globals = init.initial;
 
@@ -85,7 +93,7 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
     const rounds: RoundMetrics[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
       const t0 = performance.now();
-      const sampled = new Rng(opts.seed, round).shuffle(init.clients.map((c) => c.id)).slice(0, opts.perRound).sort();
+      const sampled = new Rng(opts.seed, round).shuffle(init.clients.map((c) => c.id)).slice(0, perRound).sort();
       const plan = strategy.configure(round, sampled);
       const replies = await Promise.all(
         sampled.map((client) =>

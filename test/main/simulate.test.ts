@@ -2,7 +2,7 @@
 // model, real data. Small configurations that finish in seconds.
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { simulate } from '../../src/main/simulate.ts';
+import { defaultPerRound, simulate } from '../../src/main/simulate.ts';
 import { HyperParams, METHOD_NAMES } from '../../src/shared/methods.ts';
 import { FIXTURES, HAS_FIXTURES } from '../fixtures.ts';
 
@@ -20,6 +20,14 @@ function options(method: string, extra: Partial<HyperParams> = {}, rounds = 1) {
     workers: 1,
   };
 }
+
+describe('clients per round', () => {
+  it('defaults to two clients per unit, at most every client', () => {
+    expect(defaultPerRound(100, 5)).toBe(10);
+    expect(defaultPerRound(10, 5)).toBe(10);
+    expect(defaultPerRound(3, 5)).toBe(3);
+  });
+});
 
 describe.skipIf(!HAS_FIXTURES)('simulate', () => {
   it('runs every method for a round, with finite metrics and the upload each method implies', async () => {

@@ -51,7 +51,7 @@ export function simulateCommand(program: Command): void {
     .option('--task <name|file>', 'built-in task (sentiment, brown-genre, brown-lm) or a .jsonl/.csv file', 'sentiment')
     .option('--model <dir>', 'model directory, or "embedded"', 'embedded')
     .option('--clients <n>', 'number of virtual clients', positiveInt, 10)
-    .option('--per-round <n>', 'clients sampled per round', positiveInt, 5)
+    .option('--per-round <n>', 'clients sampled per round (default: two per trainable unit, at most --clients)', positiveInt)
     .option('--rounds <n>', 'rounds', positiveInt, 10)
     .option('--alpha <x>', 'Dirichlet concentration of the label split', positiveNumber, 1)
     .addOption(new Option('--split <kind>', 'dirichlet (the paper\'s), or domain (one client per natural domain)').choices(['dirichlet', 'domain']).default('dirichlet'))
