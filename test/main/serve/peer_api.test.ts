@@ -118,8 +118,9 @@ describe('the peer API on a created (not started) federation', () => {
         return { type: req.type, result: { loss: 0.65 }, memory };
       },
     };
-    const inner = peer as unknown as { pool: unknown; train: (msg: unknown, globals: unknown, units: string[], current: () => boolean) => Promise<unknown> };
-    inner.pool = pool;
+    const ctx = peer.ctx as unknown as { pool: unknown };
+    ctx.pool = pool;
+    const inner = peer.member as unknown as { train: (msg: unknown, globals: unknown, units: string[], current: () => boolean) => Promise<unknown> };
 
     await api.pause();
     expect((await api.status()).paused).toBe(true);
@@ -153,12 +154,12 @@ describe('the peer API on a created (not started) federation', () => {
     await peer.create(createSettings);
     const rounds: number[] = [];
     peer.on('round', (m) => rounds.push(m.round));
-    const inner = peer as unknown as { pool: unknown; committed: unknown; init: unknown; evaluate: (round: number) => Promise<void> };
+    const inner = peer.ctx as unknown as { pool: unknown; committed: unknown; init: unknown };
     inner.pool = { run: async () => ({ type: 'evaluate', result: { loss: 0.5, correct: 3, total: 4 }, memory: { tensorBytes: 0, peakTensorBytes: 0, rss: 0 } }) };
     inner.committed = { round: 1, globals: new Map(), server: { m: new Map(), v: new Map() } };
     inner.init = { backend: 'cpu', family: 'gpt2', lora: { r: 1, alpha: 1, dropout: 0, targetModules: ['c_attn'] }, specs: [], units: [], labels: ['neg', 'pos'], clients: [], initial: new Map() };
     expect(peer.modelInfo()).toMatchObject({ family: 'gpt2', backend: 'cpu', labels: ['neg', 'pos'] });
-    await inner.evaluate(1);
+    await peer.member.evaluate(1);
     expect(rounds).toEqual([1]);
     for (let i = 0; i < 50 && !events.some(([e]) => e === 'round'); i++) await new Promise((r) => setTimeout(r, 10));
     const pushed = events.filter(([e]) => e === 'round').map(([, p]) => p as { round: number; testLoss: number; accuracy: number });
@@ -171,7 +172,7 @@ describe('the peer API on a created (not started) federation', () => {
     // three of four examples are "neg": answering "neg" always scores 75 %
     await writeFile(file, ['neg', 'neg', 'pos', 'neg'].map((l, i) => JSON.stringify({ text: `t${i}`, label: l })).join('\n') + '\n');
     await peer.create({ ...createSettings, data: { source: file, split: { kind: 'local', client: 'imdb' }, seed: 0, limit: 0 } });
-    const inner = peer as unknown as { emit: (e: 'round', m: unknown) => void };
+    const inner = peer.ctx as unknown as { emit: (e: 'round', m: unknown) => void };
     inner.emit('round', { round: 1, peer: 'imdb', testLoss: 0.6, accuracy: 0.9, at: 1 });
     inner.emit('round', { round: 2, peer: 'imdb', testLoss: 0.7, accuracy: 0.75, at: 2 });
     const warnings = () => events.filter(([e, p]) => e === 'timeline' && (p as { kind: string }).kind === 'collapse-warning').map(([, p]) => p);
