@@ -6,9 +6,10 @@ import type { LoraConfig } from '../models/lora.ts';
 import { familyOf } from '../models/index.ts';
 import type { HostBatch, IrModel } from './model.ts';
 import { gpt2 } from './models/gpt2.ts';
+import { llama } from './models/llama.ts';
 import { Runner, type HostValues } from './runner.ts';
 
-const FAMILIES = { gpt2 } as Record<string, typeof gpt2 | undefined>;
+const FAMILIES = { gpt2, llama } as Record<string, typeof gpt2 | undefined>;
 
 /** The family written against the IR, or null when it still runs on TensorFlow.js only. */
 export function irModel(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): IrModel | null {

@@ -36,7 +36,7 @@ export class Runner {
   }
 
   private feeds(s: ort.InferenceSession, batch: HostBatch, values: HostValues, dropoutSeed: number | null, extra: Record<string, { data: Float32Array; shape: number[] }> = {}) {
-    const host: Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> = { ...batchFeeds(this.model, batch, this.causal), ...extra };
+    const host: Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> = { ...batchFeeds(this.model, batch, this.causal), ...this.model.hostFeeds?.(batch), ...extra };
     for (const spec of this.model.trainable) {
       const v = values.get(spec.name);
       if (!v) throw new Error(`the adapter lacks tensor "${spec.name}"`);
