@@ -114,8 +114,14 @@ describe('generate --adapter with an exported PEFT adapter', () => {
 
   it('changes the logits of the base model and equals the merged checkpoint', { timeout: 90_000 }, async () => {
     const ids = ['--ids', '3,17,5,9,30', '--max-new-tokens', '6', '--json'];
-    const [plain, adapted, full] = await Promise.all([run('--model', base, ...ids), run('--model', base, '--adapter', adapter, ...ids), run('--model', merged, ...ids)]);
-    for (const r of [plain, adapted, full]) expect(r.stderr).toBe('');
+    const [plain, adapted, full, own] = await Promise.all([
+      run('--model', base, ...ids),
+      run('--model', base, '--adapter', adapter, ...ids),
+      run('--model', merged, ...ids),
+      run('--adapter', adapter, ...ids), // the base from adapter_config.json's base_model_name_or_path
+    ]);
+    for (const r of [plain, adapted, full, own]) expect(r.stderr).toBe('');
+    expect([own.out!.ids, own.out!.lastLogits]).toEqual([adapted.out!.ids, adapted.out!.lastLogits]);
     expect(maxAbs(adapted.out!.lastLogits, plain.out!.lastLogits)).toBeGreaterThan(1e-2 * maxAbsOf(plain.out!.lastLogits));
     expect(maxAbs(adapted.out!.lastLogits, full.out!.lastLogits)).toBeLessThan(1e-5 * maxAbsOf(full.out!.lastLogits) + 1e-6);
     expect(adapted.out!.ids).toEqual(full.out!.ids);
@@ -155,7 +161,7 @@ describe('generate --adapter with an exported PEFT adapter', () => {
     ]);
     expect(a.stderr).toMatch(/^fedforward: .*: a SEQ_CLS adapter without its head \(score\.weight or classifier\.weight\)\n$/);
     expect(b.stderr).toBe('fedforward: token id 40 is outside the vocabulary (vocab_size 40)\n');
-    expect(c.stderr).toMatch(/^fedforward: .* has no tokenizer\.json: give the prompt as --ids\n$/);
+    expect(c.stderr).toMatch(/^fedforward: .* has no tokenizer: give the prompt as --ids\n$/);
     for (const r of [a, b, c]) expect(r.code).toBe(1);
   });
 });

@@ -25,7 +25,7 @@ export function generateCommand(program: Command): void {
   program
     .command('generate')
     .description('generate text from a Hugging Face model directory (greedy unless --temperature > 0)')
-    .option('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json), or "embedded"', 'embedded')
+    .option('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json), or "embedded" (default: the adapter\'s base_model_name_or_path, else embedded)', 'embedded')
     .option('--adapter <dir>', 'a PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) to apply; a classification (SEQ_CLS) adapter prints the class logits of the prompt')
     .option('--prompt <text>', 'prompt text', '')
     .option('--ids <list>', 'the prompt as token ids (e.g. 3,17,42) instead of --prompt; needs no tokenizer', tokenIds)
@@ -35,12 +35,13 @@ export function generateCommand(program: Command): void {
     .option('--seed <n>', 'seed for sampling', positiveInt, 1)
     .option('--json', 'print the result as JSON (with --ids: also the logits of the last prompt position)')
     .addOption(backendOption())
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
       if (o.ids && o.prompt) throw new Error('give --prompt or --ids, not both');
       const backend = await initBackend(o.backend);
       const adapter = o.adapter ? await readPeftAdapter(path.resolve(o.adapter)) : null;
       const task = adapter ? adapterTask(adapter, o.adapter) : ({ kind: 'causal-lm' } as const);
-      const { model, tokenizer } = await loadModel(resolveModelDir(o.model), task, adapter?.lora ?? { targetModules: [] });
+      const modelDir = cmd.getOptionValueSource('model') === 'default' && adapter?.baseModel ? resolveModelDir(adapter.baseModel) : resolveModelDir(o.model);
+      const { model, tokenizer } = await loadModel(modelDir, task, adapter?.lora ?? { targetModules: [] });
       try {
         const params = adapter ? adapterParams(model, adapter, o.adapter) : new Map();
         let prompt: number[];
@@ -49,7 +50,7 @@ export function generateCommand(program: Command): void {
           const bad = prompt.find((id) => id >= model.dims.vocabSize);
           if (bad !== undefined) throw new Error(`token id ${bad} is outside the vocabulary (vocab_size ${model.dims.vocabSize})`);
         } else {
-          if (!tokenizer) throw new Error(`${o.model} has no tokenizer.json: give the prompt as --ids`);
+          if (!tokenizer) throw new Error(`${modelDir} has no tokenizer: give the prompt as --ids`);
           prompt = tokenizer.encode(o.prompt);
           if (prompt.length === 0) throw new Error('the prompt encodes to no tokens and the tokenizer adds no BOS: give --prompt');
         }

@@ -80,6 +80,8 @@ export async function exportPeftAdapter(dir: string, info: AdapterInfo, specs: T
 /** A PEFT LoRA adapter read from disk: its settings, and its tensors by FedForward's (PEFT's unprefixed) names. */
 export interface PeftAdapter {
   taskType: string | null;
+  /** base_model_name_or_path */
+  baseModel: string | null;
   /** target_modules: the full names of the modules the file adapts */
   lora: LoraConfig;
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
@@ -128,6 +130,7 @@ export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
   const labels = existsSync(metaPath) ? (await readJson(metaPath)).labels : undefined;
   return {
     taskType: typeof cfg.task_type === 'string' ? cfg.task_type : null,
+    baseModel: typeof cfg.base_model_name_or_path === 'string' ? cfg.base_model_name_or_path : null,
     lora: { r: r as number, alpha: alpha as number, dropout: 0, targetModules: modules },
     tensors,
     labels: Array.isArray(labels) && labels.every((l) => typeof l === 'string') ? labels : null,
