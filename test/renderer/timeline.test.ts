@@ -137,6 +137,19 @@ describe('buildTimeline', () => {
     expect(v.rounds[0]!.attempts.map((a) => a.failed)).toEqual(['no update arrived before the deadline', null]);
   });
 
+  it('folds a second report of the same attempt into it (the aggregator knows its participants)', () => {
+    const v = buildTimeline(
+      [
+        { kind: 'round-started', at: 1, round: 2, term: 3, attempt: 2, aggregator: 'imdb', participants: [] },
+        { kind: 'round-started', at: 2, round: 2, term: 3, attempt: 2, aggregator: 'imdb', participants: ['imdb', 'yelp'] },
+      ],
+      [],
+      3,
+    );
+    expect(v.rounds[0]!.attempts).toHaveLength(1);
+    expect(v.rounds[0]!.attempts[0]!.participants).toEqual(['imdb', 'yelp']);
+  });
+
   it('writes durations as people read them', () => {
     expect([duration(null), duration(1234), duration(65_000)]).toEqual(['–', '1.2 s', '1 min 5 s']);
   });
@@ -179,7 +192,7 @@ describe('the Rounds screen', () => {
     const r1 = rounds[2]!.textContent ?? '';
     expect(r1).toContain('2 of 2 updates (imdb, yelp)');
     expect(r1).toContain('4.8 s');
-    expect(r1).toMatch(/training \+0\.1 s → collecting updates \+3\.0 s/);
+    expect(r1).toMatch(/training \+0\.1 s → waiting for the updates \+3\.0 s/);
     expect(rounds[0]!.querySelector('.badge')?.textContent).toBe('running');
     expect([...document.querySelectorAll('[data-testid="elections"] li')].map((l) => l.textContent?.replace(/^\S+ /, ''))).toEqual(['term 3: yelp aggregates', 'term 1: imdb aggregates']);
   });

@@ -34,7 +34,11 @@ export class TimelineRecorder {
   add(draft: Draft | Record<string, unknown>): TimelineEntry | null {
     const d = { at: this.now(), ...draft } as Record<string, unknown>;
     if (d.kind === 'round-started' && typeof d.round === 'number') {
-      const n = (this.attempts.get(d.round) ?? 0) + 1;
+      // the aggregator's own report of a start this peer already derived (from the election that
+      // began its term) describes the same attempt: it keeps that attempt's number
+      const last = this.list.findLast((e) => e.round === d.round && (e.kind === 'round-started' || e.kind === 'round-failed'));
+      const same = last?.kind === 'round-started' && last.term === d.term && this.trained.get(d.round)?.attempt !== last.attempt;
+      const n = same ? last.attempt : (this.attempts.get(d.round) ?? 0) + 1;
       this.attempts.set(d.round, n);
       d.attempt = n;
     }
@@ -63,7 +67,9 @@ export class TimelineRecorder {
       this.add({ kind: 'round-committed', round: r, term: Math.max(term, 0), aggregator: aggregator ?? '?', participants: m?.participants ?? null, updates: m?.updates ?? null, members: [] });
     }
     const phase = st.phase === 'training' || st.phase === 'collecting' ? `${st.phase}/${st.round}` : st.phase;
-    if (phase !== this.phase && st.round > st.committedRound && (st.phase === 'training' || st.phase === 'collecting')) this.add({ kind: 'phase', round: st.round, phase: st.phase });
+    // 'collecting' before this peer trained in the attempt is only the aggregator getting ready
+    const trainedNow = this.trained.get(st.round)?.attempt === this.attempts.get(st.round);
+    if (phase !== this.phase && st.round > st.committedRound && (st.phase === 'training' || (st.phase === 'collecting' && trainedNow))) this.add({ kind: 'phase', round: st.round, phase: st.phase });
     this.phase = phase;
     this.term = st.aggregator ? term : this.term;
     this.round = Math.max(this.round, st.round);

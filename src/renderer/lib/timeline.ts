@@ -51,6 +51,13 @@ export function buildTimeline(entries: TimelineEntry[], metrics: RoundMetric[], 
       }
       case 'round-started': {
         const r = row(e.round);
+        const same = r.attempts.find((a) => a.attempt === e.attempt);
+        if (same) {
+          // the aggregator's own report of an attempt already seen: it knows the participants
+          if (e.participants.length > 0) same.participants = e.participants;
+          same.aggregator = e.aggregator;
+          break;
+        }
         const prev = r.attempts.at(-1);
         if (prev && prev.failed === null) prev.failed = prev.term !== e.term ? `a new aggregator was elected (term ${e.term})` : 'started again';
         r.attempts.push({ attempt: e.attempt, term: e.term, aggregator: e.aggregator, participants: e.participants, startedAt: e.at, phases: [], failed: null });
@@ -85,7 +92,7 @@ export function buildTimeline(entries: TimelineEntry[], metrics: RoundMetric[], 
         break;
       }
       case 'collapse-warning': {
-        row(e.round).warnings.push(`accuracy ${pct(e.accuracy)} is no better than always answering “${e.label}” (${pct(e.fraction)} of this peer's data): the model may predict one class only`);
+        row(e.round).warnings.push(`accuracy ${pct(e.accuracy)} is no better than always answering “${e.label}” (${pct(e.fraction)} of this peer's data): the adapter has not learnt to tell the labels apart, or predicts one label only`);
         break;
       }
     }
@@ -116,7 +123,7 @@ export function duration(ms: number | null): string {
 export const PHASE_WORDS: Record<Of<'phase'>['phase'], string> = {
   training: 'training',
   trained: 'update sent',
-  collecting: 'collecting updates',
+  collecting: 'waiting for the updates',
   aggregating: 'aggregating',
   committing: 'committing',
 };
