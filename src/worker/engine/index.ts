@@ -7,9 +7,10 @@ import { familyOf } from '../models/index.ts';
 import type { HostBatch, IrModel } from './model.ts';
 import { gpt2 } from './models/gpt2.ts';
 import { llama } from './models/llama.ts';
+import { bert } from './models/bert.ts';
 import { Runner, type HostValues } from './runner.ts';
 
-const FAMILIES = { gpt2, llama } as Record<string, typeof gpt2 | undefined>;
+const FAMILIES = { gpt2, llama, bert } as Record<string, typeof gpt2 | undefined>;
 
 /** The family written against the IR, or null when it still runs on TensorFlow.js only. */
 export function irModel(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): IrModel | null {

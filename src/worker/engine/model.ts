@@ -16,8 +16,8 @@ export interface IrModel {
   trainable: TrainableSpec[];
   /** trace the model into a fresh graph; `dropout`: LoRA dropout masks are inputs */
   trace(dropout: boolean): Traced;
-  /** family-specific inputs computed on the host (Llama's rotary tables) */
-  hostFeeds?(batch: HostBatch): Record<string, { data: Float32Array; shape: number[] }>;
+  /** family-specific inputs computed on the host (Llama's rotary tables, RoBERTa's positions) */
+  hostFeeds?(batch: HostBatch): Record<string, { data: Float32Array | BigInt64Array; shape: number[] }>;
 }
 
 export interface Traced {
