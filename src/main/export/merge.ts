@@ -311,8 +311,7 @@ async function writeMerged(
   // Base weights under the names the task model expects (a copy only where the merge changes them).
   // A checkpoint without the prefix (GPT2Model, BertModel) holds nothing but base-model weights.
   const toWant = (name: string) => (have === '' ? want + name : name.startsWith(have) ? want + name.slice(have.length) : name);
-  // GPT-2's module names always carry "transformer."; BERT's carry the checkpoint's own prefix.
-  const moduleName = (module: string) => (family === 'gpt2' ? module : toWant(module));
+  // LoRA module names are the task model's already (GPT-2's "transformer.", BERT's "bert.").
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, t] of hf.tensors) {
     if (task === 'classification' && (name === 'lm_head.weight' || name.startsWith('cls.'))) continue;
@@ -333,7 +332,7 @@ async function writeMerged(
     if (!a || !b || !aSpec || !bSpec) throw new Error(`the adapter lacks lora_A/lora_B of ${module}`);
     const [r, inF] = aSpec.shape as [number, number];
     const outF = bSpec.shape[0]!;
-    const name = `${moduleName(module)}.weight`;
+    const name = `${module}.weight`;
     const base = tensors.get(name);
     if (!base) throw new Error(`the base model has no weight ${name} for the adapted module ${module}`);
     const w = new Float32Array(base.data as Float32Array); // the base model's tensors stay untouched

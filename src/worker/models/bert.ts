@@ -71,6 +71,9 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
   const prefix =
     ['bert.', 'roberta.', ''].find((p) => tensors.has(`${p}embeddings.word_embeddings.weight`)) ?? `${modelType}.`;
 
+  // LoRA modules are named as in the task model PEFT wraps (BertForSequenceClassification's
+  // "bert.encoder…"), whatever the checkpoint's own prefix, so that exported adapters load in PEFT.
+  const modules = prefix === '' ? `${modelType}.` : prefix;
   const base = new Map<string, tf.Tensor>();
   const w = (name: string, shape: number[]) => {
     const t = weight(tensors, prefix + name, shape);
@@ -107,7 +110,7 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
   const trainable = adapterSpecs(
     lora,
     layers,
-    (i) => `${prefix}encoder.layer.${i}`,
+    (i) => `${modules}encoder.layer.${i}`,
     [
       ['attention.self.query', d, d],
       ['attention.self.key', d, d],
@@ -116,7 +119,7 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
       ['intermediate.dense', d, ff],
       ['output.dense', ff, d],
     ],
-    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${prefix}embeddings.${e}`).concat('classifier'),
+    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${modules}embeddings.${e}`).concat('classifier'),
   );
   trainable.push(
     { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
@@ -158,7 +161,7 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
       );
       h = runLayers(h, layers, (x, i) => {
         const blk = blocks[i];
-        const ll = (x: Dual, l: Linear, path: string, site: number) => loraLinear(x, l, `${prefix}encoder.layer.${i}.${path}`, params, lora, siteSeed(seed, i, site));
+        const ll = (x: Dual, l: Linear, path: string, site: number) => loraLinear(x, l, `${modules}encoder.layer.${i}.${path}`, params, lora, siteSeed(seed, i, site));
         const q = splitHeads(ll(x, blk.query, 'attention.self.query', 0), heads);
         const k = splitHeads(ll(x, blk.key, 'attention.self.key', 1), heads);
         const v = splitHeads(ll(x, blk.value, 'attention.self.value', 2), heads);

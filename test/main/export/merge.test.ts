@@ -45,10 +45,12 @@ function rng(seed: number) {
 }
 
 /** A random HF model directory (config.json, model.safetensors, a tokenizer when the fixtures exist). */
-async function baseModel(name: string, shape: RandomShape): Promise<{ dir: string; config: Record<string, unknown>; tensors: ReturnType<typeof randomCheckpoint>['tensors'] }> {
+async function baseModel(name: string, shape: RandomShape, bare = false): Promise<{ dir: string; config: Record<string, unknown>; tensors: ReturnType<typeof randomCheckpoint>['tensors'] }> {
   const dir = path.join(tmp, name);
   await mkdir(dir, { recursive: true });
-  const { config, tensors } = randomCheckpoint(shape, 7);
+  const { config, tensors: all } = randomCheckpoint(shape, 7);
+  // bare: as a BertModel saves itself, without BertForSequenceClassification's "bert." prefix
+  const tensors = bare ? new Map([...all].map(([k, t]) => [k.replace(/^bert\./, ''), t])) : all;
   await writeSafetensorsFile(path.join(dir, 'model.safetensors'), new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(config));
   const tok = path.join(FIXTURES, 'gpt2-char-selftrained', 'tokenizer.json');
@@ -86,14 +88,15 @@ function batch(vocab: number) {
   return { ids, mask };
 }
 
-async function checkMerged(family: 'gpt2' | 'llama' | 'bert', shape: RandomShape, targets: string[]) {
-  const base = await baseModel(`${family}-base`, shape);
+async function checkMerged(family: 'gpt2' | 'llama' | 'bert', shape: RandomShape, targets: string[], bare = false) {
+  const name = `${family}${bare ? '-bare' : ''}`;
+  const base = await baseModel(`${name}-base`, shape, bare);
   const lora = { r: 2, alpha: 5, targetModules: targets };
   const ref = createModel(base.config, base.tensors, TASK, lora);
   const specs = ref.trainable.map((s) => ({ name: s.name, shape: s.shape }));
   expect(specs.filter((s) => s.name.includes('.lora_')).length).toBeGreaterThanOrEqual(2 * targets.length);
-  const { dataDir, byRound } = await peerWithRounds(`${family}-peer`, base.dir, lora, specs, [1, 2]);
-  const out = path.join(tmp, `${family}-merged`);
+  const { dataDir, byRound } = await peerWithRounds(`${name}-peer`, base.dir, lora, specs, [1, 2]);
+  const out = path.join(tmp, `${name}-merged`);
   const fractions: number[] = [];
   const r = await exportRound({ dataDir, round: 1, out, merged: true, onProgress: (f) => fractions.push(f) });
   expect(r).toMatchObject({ round: 1, merged: true, dir: out, family, task: 'classification' });
@@ -148,6 +151,14 @@ describe('merged export', () => {
 
   it('BERT (nn.Linear, "bert." prefix, classifier weight and bias): merged logits equal base + adapter logits', async () => {
     await checkMerged('bert', { family: 'bert', layers: 2, hidden: 16, heads: 2, vocab: 40, positions: 16, intermediate: 24 }, ['query', 'value', 'dense']);
+  });
+
+  it('BERT from a bare BertModel checkpoint (no prefix): merged and PEFT adapter under BertForSequenceClassification\'s "bert." names', async () => {
+    const { dataDir } = await checkMerged('bert', { family: 'bert', layers: 2, hidden: 16, heads: 2, vocab: 40, positions: 16, intermediate: 24 }, ['query', 'value'], true);
+    const r = await exportRound({ dataDir, round: 1 });
+    const names = [...(await readSafetensorsFile(path.join(r.dir, 'adapter_model.safetensors'))).tensors.keys()].filter((k) => k.includes('lora_'));
+    expect(names.length).toBe(8);
+    for (const n of names) expect(n).toMatch(/^base_model\.model\.bert\.encoder\.layer\.[01]\.attention\.self\.(query|value)\.lora_[AB]\.weight$/);
   });
 });
 

@@ -309,21 +309,23 @@ for (const [label, config, prefix, pad] of [
     beforeAll(() => {
       model = createBert(config, tensors, TASK, LORA);
       values = trainableValues(model, 7);
-      oracle = oracleOf(tensors, values);
+      // the oracle reads every tensor under the checkpoint's names; LoRA's carry the task model's "bert."
+      oracle = oracleOf(tensors, new Map([...values].map(([k, v]) => [prefix === '' ? k.replace(/^bert\./, '') : k, v])));
     });
 
-    it('names LoRA modules with the checkpoint prefix and groups the classifier as the head unit', () => {
+    it('names LoRA modules as BertForSequenceClassification does (a bare checkpoint too) and groups the classifier as the head unit', () => {
       expect(model.family).toBe('bert');
+      const modules = prefix || 'bert.';
       const names = model.trainable.map((s) => s.name);
-      expect(names).toContain(`${prefix}encoder.layer.0.attention.self.query.lora_A.weight`);
-      expect(names).toContain(`${prefix}encoder.layer.1.output.dense.lora_B.weight`);
+      expect(names).toContain(`${modules}encoder.layer.0.attention.self.query.lora_A.weight`);
+      expect(names).toContain(`${modules}encoder.layer.1.output.dense.lora_B.weight`);
       expect(new Set(names).size).toBe(names.length);
       // 2 layers × 6 adapted modules (q, k, v, and three distinct "dense") + the head
       expect(model.units.length).toBe(2 * 6 + 1);
       expect(model.units.at(-1)).toEqual({ name: 'head', tensors: ['classifier.weight', 'classifier.bias'] });
       expect(model.trainable.find((s) => s.name === 'classifier.bias')).toEqual({ name: 'classifier.bias', shape: [3], init: 'zeros' });
-      expect(model.trainable.find((s) => s.name === `${prefix}encoder.layer.0.intermediate.dense.lora_A.weight`)!.shape).toEqual([2, 8]);
-      expect(model.trainable.find((s) => s.name === `${prefix}encoder.layer.0.output.dense.lora_A.weight`)!.shape).toEqual([2, 16]);
+      expect(model.trainable.find((s) => s.name === `${modules}encoder.layer.0.intermediate.dense.lora_A.weight`)!.shape).toEqual([2, 8]);
+      expect(model.trainable.find((s) => s.name === `${modules}encoder.layer.0.output.dense.lora_A.weight`)!.shape).toEqual([2, 16]);
     });
 
     it('logits of a right-padded batch equal the oracle on each unpadded sequence (atol 1e-4)', () => {
