@@ -32,8 +32,8 @@ export interface ClientProgress {
 
 /**
  * Train locally and return the update (assigned tensors' values, or jvp scalars in per-iteration mode).
- * With a `runner` the forward-gradient estimator (Spry, FedFgd) runs on ONNX Runtime; the other
- * estimators, and everything without a runner, run on TensorFlow.js.
+ * With a `runner` the forward-gradient (Spry, FedFgd) and backprop (FedAvg, FedYogi, FedSGD)
+ * estimators run on ONNX Runtime; zero order, and everything without a runner, on TensorFlow.js.
  */
 export async function localTrain(model: Model, task: ClientTask, data: EncodedSet, onStep?: (p: ClientProgress) => void, runner?: Runner | null): Promise<ClientUpdate> {
   const { method, hp, client, roundSeed } = task;
@@ -52,6 +52,10 @@ export async function localTrain(model: Model, task: ClientTask, data: EncodedSe
     if (estimator.kind === 'forward' && runner) {
       const r = await runner.forwardGradient(hostBatch(batch), hostValues(values), names, estimator.k, seed, dropoutSeed);
       return { loss: r.loss, jvp: r.jvp, grads: new Map([...r.grads].map(([n, g]) => [n, tf.tensor(g, values.get(n)!.shape, 'float32')])) };
+    }
+    if (estimator.kind === 'backprop' && runner) {
+      const r = await runner.backprop(hostBatch(batch), hostValues(values), names, dropoutSeed);
+      return { loss: r.loss, grads: new Map([...r.grads].map(([n, g]) => [n, tf.tensor(g, values.get(n)!.shape, 'float32')])) };
     }
     if (estimator.kind === 'forward') return forwardGradient(model, batch, values, names, estimator.k, seed, dropoutSeed);
     if (estimator.kind === 'backprop') return backpropGradient(model, batch, values, names, dropoutSeed);

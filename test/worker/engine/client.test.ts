@@ -59,3 +59,19 @@ describe('Spry local training with forward gradients on ONNX Runtime', () => {
     expect([...c.weights!.values()][0]).not.toEqual([...a.weights!.values()][0]);
   });
 });
+
+describe('FedAvg local training with backprop on ONNX Runtime', () => {
+  it('gives the TensorFlow.js update (no dropout) to float32 precision', async () => {
+    const { model, runner, task } = setup(0);
+    const data = clientData('c2');
+    const fedavg = { ...task, client: 'c2', method: METHODS.fedavg, units: model.units.map((u) => u.name) };
+    const ort = await localTrain(model, fedavg, data, undefined, runner);
+    const tfjs = await localTrain(model, fedavg, data);
+    expect(ort.loss).toBeCloseTo(tfjs.loss, 5);
+    for (const [name, w] of tfjs.weights!) {
+      const mine = ort.weights!.get(name)!;
+      const scale = Math.max(...Array.from(w, Math.abs));
+      w.forEach((x, i) => expect(Math.abs(mine[i] - x) / scale).toBeLessThan(1e-4));
+    }
+  });
+});
