@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { ComputePool } from './compute/pool.ts';
 import { Strategy } from './spry/strategy.ts';
 import { type HyperParams, methodSpec, perIteration } from '../shared/methods.ts';
-import type { DataSpec, InitReply, ModelSpec } from '../shared/worker_protocol.ts';
+import type { DataSpec, InitReply, LocalFinetune, ModelSpec } from '../shared/worker_protocol.ts';
 import type { Weights } from '../shared/units.ts';
 import type { ClientUpdate } from '../shared/update.ts';
 import { Rng } from '../shared/spry/rng.ts';
@@ -20,6 +20,8 @@ export interface SimulationOptions {
   seed: number;
   hp: HyperParams;
   workers?: number;
+  /** after the last round, also the paper's "accuracy after local finetuning" (see LocalFinetune) */
+  personalized?: boolean;
 }
 
 export interface RoundMetrics {
@@ -47,6 +49,8 @@ export interface SimulationResult {
   initial: Omit<RoundMetrics, 'round' | 'clients' | 'trainLoss' | 'wallMs' | 'bytesDown' | 'bytesUp' | 'warning'>;
   rounds: RoundMetrics[];
   final: Weights;
+  /** the final adapter after each client's own local training, on its test split */
+  personalized?: { accuracy: number | null; testLoss: number };
 }
 
 export type SimulationEvent =
@@ -75,8 +79,8 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
     const strategy = new Strategy(method, opts.hp, init.specs, init.units, opts.seed);
     let globals = init.initial;
 
-    const evaluateAll = async () => {
-      const results = await Promise.all(init.clients.map((c) => pool.run<'evaluate'>({ type: 'evaluate', client: c.id, globals, batchSize: 32 })));
+    const evaluateAll = async (finetune?: LocalFinetune) => {
+      const results = await Promise.all(init.clients.map((c) => pool.run<'evaluate'>({ type: 'evaluate', client: c.id, globals, batchSize: 32, finetune })));
       const total = results.reduce((s, r) => s + r.result.total, 0);
       const correct = results.reduce((s, r) => s + r.result.correct, 0);
       return {
@@ -125,7 +129,12 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
       rounds.push(metrics);
       onEvent({ type: 'round', metrics });
     }
-    return { method: method.name, init, initial, rounds, final: globals };
+    const result: SimulationResult = { method: method.name, init, initial, rounds, final: globals };
+    if (opts.personalized) {
+      const ev = await evaluateAll({ method: method.name, hp: opts.hp, seed: `${opts.seed}/personalized` });
+      result.personalized = { accuracy: ev.accuracy, testLoss: ev.testLoss };
+    }
+    return result;
   } finally {
     await pool.close();
   }

@@ -76,7 +76,17 @@ export interface MemorySample {
 export type WorkerRequest =
   | { id: number; type: 'init'; model: ModelSpec; data: DataSpec }
   | { id: number; type: 'train'; client: string; roundSeed: string; method: MethodName; hp: HyperParams; units: string[]; globals: Weights }
-  | { id: number; type: 'evaluate'; client: string; globals: Weights; batchSize: number };
+  | { id: number; type: 'evaluate'; client: string; globals: Weights; batchSize: number; finetune?: LocalFinetune };
+
+/**
+ * Personalised evaluation (the paper's "accuracy after local finetuning"): before evaluating, the
+ * client trains the global adapter on its own training split with the method's local training.
+ */
+export interface LocalFinetune {
+  method: MethodName;
+  hp: HyperParams;
+  seed: string;
+}
 
 export type WorkerReply =
   | { id: number; type: 'init'; result: InitReply }

@@ -18,7 +18,8 @@ import type { EncodedSet } from './spry/batching.ts';
 import { loadTaskData } from './data/task_data.ts';
 import { encodeExamples } from './data/batches.ts';
 import type { Example } from './data/examples.ts';
-import { DataSpec, ModelSpec, type MemorySample, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
+import { DataSpec, type LocalFinetune, ModelSpec, type MemorySample, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
+import type { Weights } from '../shared/units.ts';
 import { methodSpec } from '../shared/methods.ts';
 
 if (!parentPort) throw new Error('compute_worker.ts must run in a worker thread');
@@ -102,7 +103,8 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
     }
     case 'evaluate': {
       const c = need(req.client);
-      const result = await profiled(() => evaluate(model!, req.globals, c.test, req.batchSize, Infinity));
+      const globals = req.finetune ? await finetuned(req.client, req.globals, req.finetune, c.train) : req.globals;
+      const result = await profiled(() => evaluate(model!, globals, c.test, req.batchSize, Infinity));
       return { id: req.id, type: 'evaluate', result, memory: memory() };
     }
   }
@@ -125,6 +127,14 @@ async function startEngine(config: Record<string, unknown>, key: string): Promis
   } catch (e) {
     return `ONNX Runtime unavailable (${oneLine(e)})`;
   }
+}
+
+/** The global adapter after the client's own local training on every unit (weights, not jvps). */
+async function finetuned(client: string, globals: Weights, f: LocalFinetune, train: EncodedSet): Promise<Weights> {
+  const hp = { ...f.hp, spryMode: 'epoch' as const };
+  const task = { client, roundSeed: f.seed, method: methodSpec(f.method), hp, units: model!.units.map((u) => u.name), globals };
+  const update = await localTrain(model!, task, train, undefined, runner);
+  return new Map([...globals, ...update.weights!]);
 }
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];

@@ -67,6 +67,17 @@ describe.skipIf(!HAS_FIXTURES)('simulate', () => {
     }
   }, 120_000);
 
+  it('personalised accuracy: each client finetunes the final adapter on its own data before its test split', async () => {
+    const res = await simulate({ ...options('fedavg', { lr: 3e-3, maxLocalSteps: 4 }), personalized: true });
+    const global = res.rounds.at(-1)!;
+    expect(res.personalized).toBeDefined();
+    // local finetuning fits each client's own data: its test loss moves from the global adapter's
+    expect(res.personalized!.testLoss).not.toBe(global.testLoss);
+    expect(res.personalized!.accuracy).toBeGreaterThanOrEqual(0);
+    // without the option, nothing extra is computed
+    expect((await simulate(options('fedavg'))).personalized).toBeUndefined();
+  }, 120_000);
+
   it('a bad task gets a clear one-line error', async () => {
     await expect(simulate({ ...options('spry'), data: { ...options('spry').data, source: 'nope' } })).rejects.toThrow(/neither a built-in task/);
   });
