@@ -339,8 +339,8 @@ export const TimelineEntry = z.discriminatedUnion('kind', [
     updates: count.nullable(),
     members: z.array(label).max(256),
   }),
-  /** The round's accuracy is no better than always answering one label. */
-  z.object({ kind: z.literal('collapse-warning'), at, round: count, accuracy: z.number().min(0).max(1), label, fraction: z.number().min(0).max(1) }),
+  /** The round's adapter collapsed (src/shared/collapse.ts): it predicts one class, or does worse than round 0. */
+  z.object({ kind: z.literal('collapse-warning'), at, round: count, reason }),
 ]);
 export type TimelineEntry = z.infer<typeof TimelineEntry>;
 export type TimelineKind = TimelineEntry['kind'];
@@ -353,11 +353,11 @@ export function checkTimelineEntry(e: unknown): TimelineEntry | null {
   const cut = (v: unknown, n: number) => (typeof v === 'string' && v.length > n ? `${v.slice(0, n - 1)}…` : v);
   if (typeof e !== 'object' || e === null) return null;
   const o = { ...(e as Record<string, unknown>) };
-  for (const k of ['aggregator', 'member', 'label'] as const) o[k] = cut(o[k], 120);
+  for (const k of ['aggregator', 'member'] as const) o[k] = cut(o[k], 120);
   o.reason = cut(o.reason, 300);
   for (const k of ['participants', 'members'] as const) if (Array.isArray(o[k])) o[k] = (o[k] as unknown[]).slice(0, 256).map((v) => cut(v, 120));
   if (o.reason === undefined) delete o.reason;
-  for (const k of ['aggregator', 'member', 'label', 'participants', 'members'] as const) if (o[k] === undefined) delete o[k];
+  for (const k of ['aggregator', 'member', 'participants', 'members'] as const) if (o[k] === undefined) delete o[k];
   const r = TimelineEntry.safeParse(o);
   return r.success ? r.data : null;
 }

@@ -9,7 +9,8 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { Peer, type StepEvent } from '../federation/peer.ts';
+import { Peer, type StepEvent, type RoundMetric as PeerRoundMetric } from '../federation/peer.ts';
+import { describeCollapse, detectCollapse } from '../../shared/collapse.ts';
 import { exportRound, resolveRound, ExportCancelled } from '../export/merge.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import { decodeInvite, InviteTable, type InviteRecord } from '../../shared/invite.ts';
@@ -82,8 +83,6 @@ export class PeerApiImpl implements PeerApi {
   private jobs = new Map<string, ExportJob>();
   private recorder: TimelineRecorder;
   private baselineTried = false;
-  /** the most common label of this peer's data and its share (for collapse warnings) */
-  private majority: Promise<{ label: string; fraction: number } | null> | null = null;
 
   constructor(peer: Peer, emit: Emit, opts: PeerApiOptions = {}) {
     this.peer = peer;
@@ -97,7 +96,7 @@ export class PeerApiImpl implements PeerApi {
       peer.on('status', () => this.queueTick()),
       peer.on('round', (m) => {
         this.queueTick();
-        void this.checkCollapse(m.round, m.accuracy ?? null).catch(() => {});
+        void this.checkCollapse(m).catch(() => {});
       }),
       peer.on('step', (e) => this.onStep(e)),
       peer.on('timeline', (e) => void this.recorder.add(e)),
@@ -261,16 +260,13 @@ export class PeerApiImpl implements PeerApi {
     if (rm) this.emit('round', rm);
   }
 
-  /** A collapse warning when a round's accuracy is no better than always answering the commonest label. */
-  private async checkCollapse(round: number, accuracy: number | null): Promise<void> {
-    if (round < 1 || accuracy === null) return;
-    this.majority ??= this.dataSummary().then(
-      (d) => d.balance.reduce<{ label: string; fraction: number } | null>((b, x) => (b === null || x.fraction > b.fraction ? { label: x.label, fraction: x.fraction } : b), null),
-      () => null,
-    );
-    const maj = await this.majority;
-    // half a percent: the test split's balance differs a little from the training data's
-    if (maj !== null && accuracy <= maj.fraction + 0.005) this.recorder.add({ kind: 'collapse-warning', round, accuracy, label: maj.label, fraction: maj.fraction });
+  /** A collapse warning on the timeline when the shared rule (src/shared/collapse.ts) flags a round. */
+  private async checkCollapse(m: PeerRoundMetric): Promise<void> {
+    if (m.round < 1) return;
+    const base = (await this.peer.dir.readMetrics()).find((r) => r.round === 0);
+    const counts = m.predicted && m.actual ? { predicted: m.predicted, actual: m.actual } : null;
+    const c = detectCollapse(m.round, m.testLoss, num(base?.testLoss), counts, this.peer.ctx.init?.labels ?? []);
+    if (c !== null) this.recorder.add({ kind: 'collapse-warning', round: m.round, reason: describeCollapse(c).replace(/^round \d+: /, '') });
   }
 
   // ---- create, join, start ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ export class TimelineRecorder {
     if (d.kind === 'round-started' && typeof d.round === 'number') {
       // the aggregator's own report of a start this peer already derived (from the election that
       // began its term) describes the same attempt: it keeps that attempt's number
-      const last = this.list.findLast((e) => e.round === d.round && (e.kind === 'round-started' || e.kind === 'round-failed'));
+      const last = this.list.findLast((e) => (e.kind === 'round-started' || e.kind === 'round-failed') && e.round === d.round);
       const same = last?.kind === 'round-started' && last.term === d.term && this.trained.get(d.round)?.attempt !== last.attempt;
       const n = same ? last.attempt : (this.attempts.get(d.round) ?? 0) + 1;
       this.attempts.set(d.round, n);

@@ -112,6 +112,9 @@ export interface RoundMetric {
   at: number;
 }
 
+  /** Per class: test examples predicted as it, and of it (classification only; for collapse checks). */
+  predicted?: number[];
+  actual?: number[];
 /** This peer's local training, while it runs. */
 export interface TrainingProgress {
   round: number;

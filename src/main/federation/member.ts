@@ -324,7 +324,8 @@ export class Member {
     if (ctx.pool === null || c === null) throw new Error('this peer is not running');
     const r = await ctx.pool.run<'evaluate'>({ type: 'evaluate', client: ctx.workerClient, globals: c.globals, batchSize: 32 });
     const accuracy = ctx.init!.labels.length > 0 && r.result.total > 0 ? r.result.correct / r.result.total : null;
-    return { round: c.round, peer: ctx.local!.name, testLoss: r.result.loss, accuracy, at: Date.now() };
+    const counts = r.result.predicted && r.result.actual ? { predicted: r.result.predicted, actual: r.result.actual } : {};
+    return { round: c.round, peer: ctx.local!.name, testLoss: r.result.loss, accuracy, ...counts, at: Date.now() };
   }
 
   async evaluate(round: number, extra: Partial<RoundMetric> = {}): Promise<void> {

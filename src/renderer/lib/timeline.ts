@@ -33,8 +33,6 @@ export interface TimelineView {
   elections: Of<'election'>[];
 }
 
-const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-
 export function buildTimeline(entries: TimelineEntry[], metrics: RoundMetric[], now: number): TimelineView {
   const rows = new Map<number, RoundRow>();
   const row = (round: number): RoundRow => {
@@ -92,7 +90,7 @@ export function buildTimeline(entries: TimelineEntry[], metrics: RoundMetric[], 
         break;
       }
       case 'collapse-warning': {
-        row(e.round).warnings.push(`accuracy ${pct(e.accuracy)} is no better than always answering “${e.label}” (${pct(e.fraction)} of this peer's data): the adapter has not learnt to tell the labels apart, or predicts one label only`);
+        row(e.round).warnings.push(e.reason);
         break;
       }
     }

@@ -166,19 +166,21 @@ describe('the peer API on a created (not started) federation', () => {
     expect(pushed).toEqual([expect.objectContaining({ round: 1, testLoss: 0.5, accuracy: 0.75 })]);
   });
 
-  it('warns on the timeline when a round’s accuracy is no better than always answering the commonest label', async () => {
-    const { api, peer, dir, events } = await open();
-    const file = path.join(dir, 'mine.jsonl');
-    // three of four examples are "neg": answering "neg" always scores 75 %
-    await writeFile(file, ['neg', 'neg', 'pos', 'neg'].map((l, i) => JSON.stringify({ text: `t${i}`, label: l })).join('\n') + '\n');
-    await peer.create({ ...createSettings, data: { source: file, split: { kind: 'local', client: 'imdb' }, seed: 0, limit: 0 } });
-    const inner = peer.ctx as unknown as { emit: (e: 'round', m: unknown) => void };
-    inner.emit('round', { round: 1, peer: 'imdb', testLoss: 0.6, accuracy: 0.9, at: 1 });
-    inner.emit('round', { round: 2, peer: 'imdb', testLoss: 0.7, accuracy: 0.75, at: 2 });
-    const warnings = () => events.filter(([e, p]) => e === 'timeline' && (p as { kind: string }).kind === 'collapse-warning').map(([, p]) => p);
-    for (let i = 0; i < 100 && warnings().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(warnings()).toEqual([expect.objectContaining({ kind: 'collapse-warning', round: 2, accuracy: 0.75, label: 'neg', fraction: 0.75 })]);
-    expect((await api.timeline()).filter((e) => e.kind === 'collapse-warning')).toHaveLength(1);
+  it('puts a collapse on the timeline, by the shared rule: one class predicted, or worse than round 0', async () => {
+    const { api, peer, events } = await open();
+    await peer.create(createSettings);
+    await peer.dir.appendMetric({ round: 0, peer: 'imdb', testLoss: 0.69, accuracy: 0.5, at: 1, baseline: true });
+    (peer.ctx as unknown as { init: unknown }).init = { labels: ['neg', 'pos'] };
+    const emit = (m: Record<string, unknown>) => (peer.ctx as unknown as { emit: (e: 'round', m: unknown) => void }).emit('round', { peer: 'imdb', at: 2, ...m });
+    emit({ round: 1, testLoss: 0.6, accuracy: 0.7, predicted: [10, 10], actual: [11, 9] }); // fine
+    emit({ round: 2, testLoss: 0.65, accuracy: 0.5, predicted: [20, 0], actual: [10, 10] }); // one class
+    emit({ round: 3, testLoss: 0.8, accuracy: 0.6, predicted: [12, 8], actual: [10, 10] }); // worse than round 0
+    const warnings = () => events.filter(([e, p]) => e === 'timeline' && (p as { kind: string }).kind === 'collapse-warning').map(([, p]) => p as { round: number; reason: string });
+    for (let i = 0; i < 100 && warnings().length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(warnings().map((w) => w.round).sort()).toEqual([2, 3]);
+    expect(warnings().find((w) => w.round === 2)!.reason).toMatch(/^the adapter predicts one class \("neg"\) for 100 % of the test examples/);
+    expect(warnings().find((w) => w.round === 3)!.reason).toMatch(/^test loss 0\.8000 is above the untrained adapter's 0\.6900/);
+    expect((await api.timeline()).filter((e) => e.kind === 'collapse-warning')).toHaveLength(2);
   });
 
   it('exports a committed round as a task: PEFT or merged, with progress events; cancel stops it', async () => {
