@@ -54,6 +54,10 @@ function addressOptions(cmd: Command): Command {
     .option('--announce <multiaddr>', 'public address to give out instead (behind a NAT), repeatable', multiaddrList);
 }
 
+function electionOption(cmd: Command): Command {
+  return cmd.option('--election-timeout <ms>', 'least election timeout; it grows with measured round trips and load (default 1000)', positiveInt);
+}
+
 function logLine(line: string): void {
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 }
@@ -214,21 +218,21 @@ export function federationCommands(program: Command): void {
     .requiredOption('--data-dir <dir>', "this peer's data directory")
     .requiredOption('--peer-name <name>', "this peer's name in the federation")
     .option('--code-file <file>', 'read the invite code from this file, or from standard input with -');
-  dataOptions(addressOptions(join)).action(async (o) => {
+  dataOptions(addressOptions(electionOption(join))).action(async (o) => {
     const code = await readCode(o.codeFile);
-    const peer = await Peer.open({ dataDir: o.dataDir, listen: o.listen ?? [DEFAULT_LISTEN], announce: o.announce, log: logLine });
+    const peer = await Peer.open({ dataDir: o.dataDir, listen: o.listen ?? [DEFAULT_LISTEN], announce: o.announce, log: logLine, ...(o.electionTimeout ? { electionTimeoutMs: o.electionTimeout } : {}) });
     logLine(`this peer's id: ${peer.peerId}`);
     await peer.join(code, o.peerName, dataSpecOf(o, o.peerName));
     logLine(`joined "${peer.settings?.federationName}" as ${peer.peerId}`);
     await runUntilSignal(peer);
   });
 
-  program
+  electionOption(program
     .command('start')
     .description('run this peer of its federation until Ctrl-C')
-    .requiredOption('--data-dir <dir>', "this peer's data directory")
+    .requiredOption('--data-dir <dir>', "this peer's data directory"))
     .action(async (o) => {
-      const peer = await Peer.open({ dataDir: o.dataDir, log: logLine });
+      const peer = await Peer.open({ dataDir: o.dataDir, log: logLine, ...(o.electionTimeout ? { electionTimeoutMs: o.electionTimeout } : {}) });
       await peer.start();
       for (const a of peer.addresses()) logLine(`listening on ${a}`);
       await runUntilSignal(peer);

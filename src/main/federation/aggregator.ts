@@ -18,6 +18,7 @@ import { request, sha256Hex } from './wire.ts';
 import { copyWeights, hashWeights, parseCheckpoint, serializeCheckpoint, unpackWeights, type Checkpoint } from './checkpoint.ts';
 import { oneLine, short, sleep, type PeerContext } from './context.ts';
 import type { Member } from './member.ts';
+import { Leadership } from './leadership.ts';
 import { Strategy, type RoundPlan } from '../spry/strategy.ts';
 import type { ServerOptState } from '../spry/server_optimizer.ts';
 import { PROTOCOLS, type CommitRequest, type RoundAnnounce, type UpdateSubmission } from '../../shared/messages.ts';
@@ -107,12 +108,18 @@ export class Aggregator {
         await sleep(200);
         continue;
       }
+      // How long the event loop stalled during the round: what heartbeats and votes waited behind.
+      const lag = Leadership.lagProbe();
       try {
         await this.runRound(term, next, [...connected].sort());
       } catch (e) {
         ctx.log(`round ${next} failed: ${oneLine(e)}`);
         ctx.emit('timeline', { kind: 'round-failed', round: next, term, reason: oneLine(e) });
         await sleep(500);
+      } finally {
+        const ms = Math.round(lag());
+        ctx.timing(next, 'aggregator').maxLagMs = ms;
+        ctx.log(`round ${next}: the event loop lagged at most ${ms} ms`);
       }
     }
     if (this.leading === term) this.leading = null;

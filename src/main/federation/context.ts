@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { PeerNode } from './node.ts';
 import { request, trafficOf, type ProtocolTraffic } from './wire.ts';
 import { RaftNode, type RaftStatus } from './raft.ts';
+import { Leadership } from './leadership.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import type { DataDir, FederationFile } from '../storage/data_dir.ts';
 import type { ComputePool } from '../compute/pool.ts';
@@ -35,7 +36,7 @@ export interface PeerOptions {
   /** Listen addresses for a new federation or a join (default: 127.0.0.1, any port). */
   listen?: string[];
   announce?: string[];
-  /** Raft base election timeout (default 1000 ms; timeouts fall in [T, 2.5 T]). */
+  /** Raft base election timeout, the least it adapts to (default 1000 ms; timeouts fall in [T, 2.5 T]). */
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   /** Relative capacity: a higher one makes this peer a likelier aggregator. */
@@ -82,6 +83,8 @@ export interface RoundTiming {
   commitMs?: number;
   /** Aggregator: the whole round. */
   totalMs?: number;
+  /** Aggregator: the event loop's worst delay during the round (what heartbeats waited behind). */
+  maxLagMs?: number;
 }
 
 export interface CreateSettings {
@@ -112,9 +115,6 @@ export interface RoundMetric {
   at: number;
 }
 
-  /** Per class: test examples predicted as it, and of it (classification only; for collapse checks). */
-  predicted?: number[];
-  actual?: number[];
 /** This peer's local training, while it runs. */
 export interface TrainingProgress {
   round: number;
@@ -202,6 +202,8 @@ export class PeerContext {
   local: LocalConfig | null = null;
   node: PeerNode | null = null;
   raft: RaftNode | null = null;
+  /** Adapts the election timeout to round trips and event-loop lag (see leadership.ts). */
+  leadership: Leadership | null = null;
   pool: ComputePool | null = null;
   init: InitReply | null = null;
   memberInfo = new Map<string, PeerInfo>();
@@ -386,12 +388,15 @@ export interface ElectionHooks {
 export function electionOf(ctx: PeerContext, committedRound: number, hooks: ElectionHooks): RaftNode {
   const fed = ctx.fed!;
   const o = ctx.options;
-  return new RaftNode({
+  const base = o.electionTimeoutMs ?? 1000;
+  const leadership = new Leadership(base, o.heartbeatIntervalMs ?? base / 5, ctx.log);
+  ctx.leadership = leadership;
+  const raft = new RaftNode({
     id: ctx.peerId,
     members: fed.members.map((m) => m.peerId),
     membershipVersion: fed.membershipVersion,
     capacity: o.capacity ?? 1,
-    electionTimeoutMs: o.electionTimeoutMs ?? 1000,
+    electionTimeoutMs: base,
     ...(o.heartbeatIntervalMs ? { heartbeatIntervalMs: o.heartbeatIntervalMs } : {}),
     committedRound,
     committedTerm: ctx.committedTerm,
@@ -399,13 +404,7 @@ export function electionOf(ctx: PeerContext, committedRound: number, hooks: Elec
     ...(ctx.staged !== null ? { stagedRound: ctx.staged.round, stagedTerm: ctx.staged.term } : {}),
     preVote: o.preVote ?? true,
     initial: fed.raft,
-    clock: {
-      now: () => Date.now(),
-      setTimer: (ms, fn) => {
-        const t = setTimeout(fn, ms);
-        return () => clearTimeout(t);
-      },
-    },
+    clock: leadership.clock(),
     transport: {
       send: (to, msg) => {
         if (ctx.stopped || ctx.node === null) return;
@@ -415,7 +414,11 @@ export function electionOf(ctx: PeerContext, committedRound: number, hooks: Elec
         } catch {
           return;
         }
-        request(ctx.node, id, PROTOCOLS.raft, msg, { timeoutMs: 2000 }).catch(() => {});
+        const t0 = Date.now();
+        request(ctx.node, id, PROTOCOLS.raft, msg, { timeoutMs: Math.max(2000, raft.electionTimeoutMs) }).then(
+          () => leadership.observeRtt(Date.now() - t0),
+          () => {},
+        );
       },
     },
     random: Math.random,
@@ -442,4 +445,6 @@ export function electionOf(ctx: PeerContext, committedRound: number, hooks: Elec
     },
     onError: (e) => ctx.log(`election: ${oneLine(e)}`),
   });
+  leadership.start(raft);
+  return raft;
 }

@@ -303,6 +303,7 @@ export class Peer {
     const ctx = this.ctx;
     ctx.stopped = true;
     ctx.raft?.stop();
+    ctx.leadership?.stop();
     this.membership.detach();
     const { node, pool } = ctx;
     if (node !== null) ctx.lastTraffic = trafficOf(node);

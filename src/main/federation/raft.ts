@@ -119,9 +119,9 @@ function isPromise(x: unknown): x is Promise<unknown> {
 export class RaftNode {
   readonly id: string;
   private readonly config: RaftConfig;
-  private readonly baseTimeout: number;
+  private baseTimeout: number;
   private readonly heartbeatInterval: number;
-  private readonly timeoutRange: [number, number];
+  private timeoutRange: [number, number];
   private readonly checkQuorum: boolean;
 
   private roleValue: RaftRole = 'follower';
@@ -517,6 +517,21 @@ export class RaftNode {
     let n = 0;
     for (const m of this.membersValue) if (voters.has(m)) n++;
     return n >= Math.floor(this.membersValue.length / 2) + 1;
+  }
+
+  /**
+   * Change the base election timeout T (the peer adapts it to measured round trips and event-loop
+   * lag); the heartbeat interval stays, so T must stay above twice it. The running timer keeps its
+   * deadline; the next one is drawn from the new range.
+   */
+  setElectionTimeout(ms: number): void {
+    if (!(ms > 2 * this.heartbeatInterval)) throw new Error('election timeout must stay above twice the heartbeat interval');
+    this.baseTimeout = ms;
+    this.timeoutRange = electionTimeoutRange(ms, this.config.capacity ?? 0);
+  }
+
+  get electionTimeoutMs(): number {
+    return this.baseTimeout;
   }
 
   private resetElectionTimer(): void {

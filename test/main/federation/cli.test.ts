@@ -11,7 +11,7 @@ let tmp = '';
 
 function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 90_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -19,7 +19,7 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 function runWithStdin(input: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 90_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
     child.stdin!.end(input);
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 describe('fedforward create | invite | status | join', () => {
-  it('creates a federation, issues an invite, reports status, refuses bad input in one line', { timeout: 60_000 }, async () => {
+  it('creates a federation, issues an invite, reports status, refuses bad input in one line', { timeout: 240_000 }, async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-cli-'));
     const a = path.join(tmp, 'a');
     const created = await run('create', '--data-dir', a, '--name', 'demo', '--peer-name', 'imdb', '--domain', 'imdb', '--rounds', '3', '--listen', '/ip4/127.0.0.1/tcp/40999', '--json');

@@ -21,7 +21,7 @@ afterAll(() => h.close());
 const ROUNDS = 8;
 
 describe.skipIf(!HAS_FIXTURES)('a 5-member federation on loopback', () => {
-  it('agrees bit for bit, refuses replays and oversized messages, survives a member and the aggregator dying', { timeout: 120_000 }, async () => {
+  it('agrees bit for bit, refuses replays and oversized messages, survives a member and the aggregator dying', { timeout: 360_000 }, async () => {
     const round1 = new Map<string, { msg: Submission; data: Uint8Array }>();
     let tampered: string | null = null;
     const replies: string[] = [];

@@ -39,7 +39,7 @@ async function run(mode: 'epoch' | 'iteration', tamper: boolean): Promise<{ peer
 }
 
 describe.skipIf(!HAS_FIXTURES)('per-iteration Spry over the network', () => {
-  it('commits rounds with identical checkpoints from K jvp scalars per member; refuses wrong K and NaN', { timeout: 90_000 }, async () => {
+  it('commits rounds with identical checkpoints from K jvp scalars per member; refuses wrong K and NaN', { timeout: 270_000 }, async () => {
     const it = await run('iteration', true);
     const shas = await Promise.all(it.peers.map(committedShas));
     for (let r = 1; r <= ROUNDS; r++) expect(new Set(shas.map((m) => m.get(r))).size, `round ${r}`).toBe(1);

@@ -23,7 +23,7 @@ afterAll(() => h.close());
 const ROUNDS = 40;
 
 describe.skipIf(!HAS_FIXTURES)('a partitioned 5-member federation', () => {
-  it('makes progress only on the majority side and has one history after healing', { timeout: 120_000 }, async () => {
+  it('makes progress only on the majority side and has one history after healing', { timeout: 900_000 }, async () => {
     const blocked = Array.from({ length: 5 }, () => new Set<string>());
     const peers = await h.federation(5, { rounds: ROUNDS }, (i) => ({ blockedPeers: blocked[i]! }));
     await h.until('round 2 committed everywhere', () => peers.every((p) => p.status().committedRound >= 2), 40_000);
@@ -43,10 +43,11 @@ describe.skipIf(!HAS_FIXTURES)('a partitioned 5-member federation', () => {
     const minorityTerms = minority.map((p) => p.status().term);
     const majorityStart = Math.max(...majority.map((p) => p.status().committedRound));
 
-    // For a few election timeouts: the minority never has an aggregator and commits nothing; the
-    // majority commits more rounds.
-    const end = Date.now() + 5000;
-    while (Date.now() < end) {
+    // Until the majority commits another round (an event, however long a busy machine takes): the
+    // minority never has an aggregator and commits nothing.
+    const progressed = () => Math.min(...majority.map((p) => p.status().committedRound)) > majorityStart;
+    const end = Date.now() + 150_000;
+    while (!progressed() && Date.now() < end) {
       for (const [j, p] of minority.entries()) {
         const st = p.status();
         expect(st.role, 'a minority member became aggregator').not.toBe('leader');
@@ -78,7 +79,7 @@ describe.skipIf(!HAS_FIXTURES)('a partitioned 5-member federation', () => {
     await Promise.all(peers.map((p) => p.stop()));
   });
 
-  it('a follower cut off with the aggregator during its commit-requests stages the round but never commits it', { timeout: 150_000 }, async () => {
+  it('a follower cut off with the aggregator during its commit-requests stages the round but never commits it', { timeout: 450_000 }, async () => {
     const blocked = Array.from({ length: 5 }, () => new Set<string>());
     let peers: Peer[] = [];
     let cut: { round: number; aggregator: Peer; follower: Peer } | null = null;

@@ -8,7 +8,7 @@ const h = new Harness();
 afterAll(() => h.close());
 
 describe.skipIf(!HAS_FIXTURES)('an invite from a member that is not the aggregator', () => {
-  it('admits the newcomer through the aggregator, and is used up only then', { timeout: 60_000 }, async () => {
+  it('admits the newcomer through the aggregator, and is used up only then', { timeout: 180_000 }, async () => {
     // minMembers above the federation's size: no round starts, the test is about membership.
     const [a, b] = await h.federation(2, { minMembers: 4 });
     await h.until('b to follow a', () => b!.status().leader === a!.peerId && b!.status().role === 'follower');

@@ -501,6 +501,34 @@ describe('Raft pre-vote', () => {
     }
   });
 
+  it('a longer election timeout set while running keeps a silent leader\'s follower waiting that long', () => {
+    const clock = new ManualClock();
+    const sent: [string, RaftMessage][] = [];
+    const node = new RaftNode({
+      id: 'a',
+      members: ['a', 'b', 'c'],
+      electionTimeoutMs: T,
+      preVote: true,
+      clock,
+      transport: { send: (to, m) => sent.push([to, m]) },
+      random: () => 0,
+      persist: () => {},
+    });
+    node.start();
+    node.receive('b', { type: 'heartbeat', term: 2, committedRound: 0, members: ['a', 'b', 'c'], membershipVersion: 0 });
+    node.setElectionTimeout(10 * T); // as the peer does on measuring a slow link
+    expect(node.electionTimeoutMs).toBe(10 * T);
+    node.receive('b', { type: 'heartbeat', term: 2, committedRound: 0, members: ['a', 'b', 'c'], membershipVersion: 0 });
+    clock.advance(9 * T);
+    expect(sent.filter(([, m]) => m.type === 'vote-request')).toHaveLength(0);
+    // A voter that heard the leader within the new timeout refuses a pre-vote.
+    node.receive('c', { type: 'vote-request', term: 3, committedRound: 0, lastRound: 0, lastTerm: 0, preVote: true });
+    expect(sent.at(-1)).toEqual(['c', { type: 'vote-response', term: 2, granted: false, preVote: true }]);
+    clock.advance(12 * T);
+    expect(sent.filter(([, m]) => m.type === 'vote-request' && m.preVote === true).length).toBeGreaterThan(0);
+    expect(() => node.setElectionTimeout(T / 10)).toThrow(/twice the heartbeat interval/);
+  });
+
   it('a voter that hears a leader refuses a pre-vote, and a pre-vote changes no term', () => {
     const clock = new ManualClock();
     const sent: [string, RaftMessage][] = [];

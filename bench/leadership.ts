@@ -1,0 +1,104 @@
+// Steady leadership under load: a 3-peer federation of real `fedforward` processes on loopback,
+// with a CPU hog of 4 busy processes beside it, runs 10 rounds; prints how many elections it took
+// (terms in which some peer stood as candidate) and the event loop's worst lag per round.
+//   node bench/leadership.ts [--rounds 10] [--hogs 4] [--model embedded] [--timeout-min 60]
+// Not a test: its figure depends on the machine. Exit code 0 when every peer committed every round.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '10' },
+    hogs: { type: 'string', default: '4' },
+    model: { type: 'string', default: 'embedded' },
+    'timeout-min': { type: 'string', default: '60' },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const HOGS = Number(values.hogs);
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/main/cli/index.ts');
+const children: ChildProcess[] = [];
+const t0 = Date.now();
+const stamp = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(7);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Run the CLI to completion; resolves with its stdout. */
+function cli(args: string[], stdin?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => (out += d));
+    c.stderr.on('data', (d: Buffer) => (err += d));
+    c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`fedforward ${args[0]}: ${err.trim()}`))));
+    c.stdin.end(stdin ?? '');
+  });
+}
+
+const logs: { peer: string; line: string }[] = [];
+/** Start a long-running CLI peer (start or join), collecting its log lines. */
+function run(name: string, args: string[], stdin?: string): ChildProcess {
+  const c = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+  children.push(c);
+  let buf = '';
+  c.stderr!.on('data', (d: Buffer) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      logs.push({ peer: name, line });
+      if (/candidate in term|leader in term|committed by a majority|lagged|election timeout|failed/.test(line)) console.log(`${stamp()} ${name}: ${line.replace(/^\[[^\]]+\] /, '')}`);
+    }
+  });
+  c.stdin!.end(stdin ?? '');
+  return c;
+}
+
+async function main(): Promise<number> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-leadership-'));
+  try {
+    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const dir = (n: string) => path.join(tmp, n);
+    const train = ['--max-local-steps', '2', '--batch-size', '4', '--max-length', '32', '--limit', '48'];
+    await cli(['create', '--data-dir', dir('a'), '--name', 'leadership bench', '--peer-name', 'a', '--model', values.model!, '--rounds', String(ROUNDS), '--min-members', '3', '--deadline', '600', '--domain', 'imdb', '--listen', `/ip4/127.0.0.1/tcp/${pa}`, ...train]);
+    const ids = [(await cli(['id', '--data-dir', dir('b')])).trim(), (await cli(['id', '--data-dir', dir('c')])).trim()];
+    const code = (await cli(['invite', '--data-dir', dir('a'), ...ids.flatMap((id) => ['--for', id])])).trim();
+    run('a', ['start', '--data-dir', dir('a')]);
+    run('b', ['join', '--code-file', '-', '--data-dir', dir('b'), '--peer-name', 'b', '--domain', 'yelp', '--limit', '48', '--listen', `/ip4/127.0.0.1/tcp/${pb}`], code);
+    run('c', ['join', '--code-file', '-', '--data-dir', dir('c'), '--peer-name', 'c', '--domain', 'amazon', '--limit', '48', '--listen', `/ip4/127.0.0.1/tcp/${pc}`], code);
+    for (let i = 0; i < HOGS; i++) children.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+    console.log(`${stamp()} 3 peers and ${HOGS} busy processes on ${os.cpus().length} cores; ${ROUNDS} rounds`);
+    const end = t0 + Number(values['timeout-min']) * 60_000;
+    const committed = (peer: string) => Math.max(0, ...logs.filter((l) => l.peer === peer).map((l) => Number(/round (\d+) committed/.exec(l.line)?.[1] ?? 0)));
+    while (Date.now() < end && !['a', 'b', 'c'].every((p) => committed(p) >= ROUNDS)) await new Promise((r) => setTimeout(r, 1000));
+    const terms = new Set(logs.flatMap((l) => (/candidate in term (\d+)/.exec(l.line) ? [Number(/candidate in term (\d+)/.exec(l.line)![1])] : [])));
+    const lags = logs.flatMap((l) => (/lagged at most (\d+) ms/.exec(l.line) ? [Number(/lagged at most (\d+) ms/.exec(l.line)![1])] : []));
+    const done = ['a', 'b', 'c'].map(committed);
+    // The creator's first election (term 1, alone) forms the federation; the others are churn.
+    const churn = [...terms].filter((t) => t > 1).length;
+    console.log(`\nrounds committed per peer: ${done.join(', ')} of ${ROUNDS} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`elections: ${terms.size} (terms ${[...terms].sort((x, y) => x - y).join(', ')}); after the federation formed: ${churn}`);
+    console.log(`event-loop lag per round at the aggregator (ms): ${lags.join(', ')} (max ${Math.max(0, ...lags)})`);
+    return done.every((r) => r >= ROUNDS) ? 0 : 1;
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = await main();
