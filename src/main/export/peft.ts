@@ -93,8 +93,8 @@ const PREFIX = 'base_model.model.';
 
 /**
  * Reads DIR/adapter_config.json and DIR/adapter_model.safetensors as PEFT would load them (and the
- * label names from fedforward.json when a FedForward export wrote one); LoRA variants whose computation differs (DoRA, rsLoRA, per-module ranks,
- * trained biases) are refused in one line rather than applied wrongly.
+ * label names from fedforward.json when a FedForward export wrote one). LoRA variants that compute
+ * otherwise (DoRA, rsLoRA, per-module ranks, trained biases) are refused in one line, not misapplied.
  */
 export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
   const cfg = await readJson(path.join(dir, ADAPTER_CONFIG));
