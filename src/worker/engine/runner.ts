@@ -85,10 +85,30 @@ export class Runner {
     return (out.loss.data as Float32Array)[0];
   }
 
+  /**
+   * The trainable tensors a jvp graph carries tangents for, given the requested ones: everything
+   * from a start point at or before the first requested tensor (module order) to the end, the
+   * others fed zero tangents. Tangents must run from the first perturbed layer to the loss anyway;
+   * the extra LoRA tangents are rank-r products. The start points are 0, ¼, ½ and ¾ of the LoRA
+   * tensors and the head, so a worker keeps at most five jvp (and vjp) graphs whatever the assignments.
+   */
+  private tangentSet(requested: string[]): string[] {
+    const specs = this.model.trainable;
+    const first = Math.min(...requested.map((n) => {
+      const i = specs.findIndex((s) => s.name === n);
+      if (i < 0) throw new Error(`"${n}" is not a trainable tensor of this model`);
+      return i;
+    }));
+    const lora = specs.filter((s) => s.name.includes('.lora_')).length;
+    const starts = [0, 1, 2, 3].map((q) => 2 * Math.floor((q * lora) / 8)).concat(lora);
+    const start = Math.max(...starts.filter((x) => x <= first));
+    return specs.slice(start).map((s) => s.name);
+  }
+
   /** The loss and its K directional derivatives along `dirs` ([K, ...shape] per perturbed tensor). */
   async jvp(batch: HostBatch, values: HostValues, dirs: Map<string, Float32Array>, k: number, dropoutSeed: number | null): Promise<ForwardResult> {
-    const names = [...dirs.keys()].sort();
-    if (names.length === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
+    if (dirs.size === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
+    const names = this.tangentSet([...dirs.keys()]);
     const drop = this.dropout(dropoutSeed);
     const s = await session(this.sessionKey('jvp', drop, names), () => {
       const t = this.model.trace(drop);
@@ -96,7 +116,10 @@ export class Runner {
       return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! });
     });
     const extra: Record<string, { data: Float32Array; shape: number[] }> = {};
-    for (const n of names) extra[tangentName(n)] = { data: dirs.get(n)!, shape: [k, ...this.model.trainable.find((x) => x.name === n)!.shape] };
+    for (const n of names) {
+      const shape = this.model.trainable.find((x) => x.name === n)!.shape;
+      extra[tangentName(n)] = { data: dirs.get(n) ?? new Float32Array(k * shape.reduce((a, b) => a * b, 1)), shape: [k, ...shape] };
+    }
     const out = await s.run(this.feeds(s, batch, values, dropoutSeed, extra));
     return { loss: (out.loss.data as Float32Array)[0], jvp: Array.from(out.jvp.data as Float32Array) };
   }
@@ -113,7 +136,8 @@ export class Runner {
 
   /** The loss and its exact gradient on `names`, by reverse mode (the graph's transpose rules). */
   async backprop(batch: HostBatch, values: HostValues, names: string[], dropoutSeed: number | null): Promise<{ loss: number; grads: HostValues }> {
-    const sorted = [...names].sort();
+    // the same few graphs as forward mode: the backward pass reaches the first tensor anyway
+    const sorted = this.tangentSet(names);
     const drop = this.dropout(dropoutSeed);
     const s = await session(this.sessionKey('vjp', drop, sorted), () => {
       const t = this.model.trace(drop);
@@ -121,6 +145,6 @@ export class Runner {
       return toOnnx(t.graph, { loss: t.loss, ...Object.fromEntries(sorted.map((n, i) => [`grad:${n}`, gs[i]])) });
     });
     const out = await s.run(this.feeds(s, batch, values, dropoutSeed));
-    return { loss: (out.loss.data as Float32Array)[0], grads: new Map(sorted.map((n) => [n, out[`grad:${n}`].data as Float32Array])) };
+    return { loss: (out.loss.data as Float32Array)[0], grads: new Map(names.map((n) => [n, out[`grad:${n}`].data as Float32Array])) };
   }
 }

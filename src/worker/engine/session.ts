@@ -23,8 +23,8 @@ export interface EngineInfo {
 let chosen: EngineInfo | null = null;
 let threads = os.availableParallelism();
 const cache = new Map<string, Promise<ort.InferenceSession>>();
-/** sessions kept at once: each holds its own copy of the prepacked weights */
-const MAX_SESSIONS = 8;
+/** sessions kept at once: each holds its own copy of the (prepacked) weights */
+const MAX_SESSIONS = 4;
 
 /** Threads for sessions created from now on (the cores the user allows). */
 export function setThreads(n: number): void {
