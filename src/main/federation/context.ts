@@ -112,6 +112,9 @@ export interface RoundMetric {
   updates?: number;
   participants?: number;
   wallMs?: number;
+  /** Per class: test examples predicted as it, and of it (classification only; for collapse checks). */
+  predicted?: number[];
+  actual?: number[];
   at: number;
 }
 
