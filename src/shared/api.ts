@@ -55,10 +55,15 @@ export type JoinOptions = z.input<typeof JoinOptions>;
 
 export const InviteCode = z.string().trim().min(1, 'paste the invite code').max(8192, 'that is too long to be an invite code');
 
+/** A libp2p peer id as `fedforward id` prints it (base58btc). */
+export const PeerIdArg = z.string().trim().regex(/^[1-9A-HJ-NP-Za-km-z]{40,64}$/, 'not a peer id (fedforward id prints one)');
+
 export const CreateInviteArgs = z
   .object({
     expiresHours: z.number().positive('must be above 0').max(24 * 365, 'at most a year').default(24),
     uses: z.number().int('a whole number').min(1, 'at least 1').max(1000, 'at most 1000').default(1),
+    /** Bind the code to these peers: they join at once, nobody else can; empty: a member approves each newcomer. */
+    for: z.array(PeerIdArg).max(64, 'at most 64 peer ids').default([]),
   })
   .prefault({});
 
@@ -85,6 +90,8 @@ export const API_ARGS = {
   createInvite: z.tuple([CreateInviteArgs.optional()]),
   listInvites: z.tuple([]),
   revokeInvite: z.tuple([inviteId]),
+  listPending: z.tuple([]),
+  approveJoin: z.tuple([PeerIdArg]),
   start: z.tuple([]),
   pause: z.tuple([]),
   resume: z.tuple([]),
@@ -188,6 +195,15 @@ export interface StatusInfo {
   lastError: string | null;
 }
 
+/** A newcomer who holds an invite bound to nobody, waiting until a member approves it here. */
+export interface PendingInfo {
+  peerId: string;
+  name: string;
+  inviteId: string;
+  at: number;
+  approved: boolean;
+}
+
 export interface InviteInfo {
   id: string;
   /** the code, when it was issued in this session (codes are not stored) */
@@ -287,6 +303,8 @@ export interface ApiResults {
   createInvite: InviteInfo & { code: string };
   listInvites: InviteInfo[];
   revokeInvite: InviteInfo[];
+  listPending: PendingInfo[];
+  approveJoin: PendingInfo[];
   start: StatusInfo;
   pause: StatusInfo;
   resume: StatusInfo;

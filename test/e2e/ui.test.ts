@@ -1,6 +1,6 @@
 // End to end: `fedforward serve` in-process with a real Peer behind it, Debian's Chromium driven by
 // playwright-core. Create a federation in the UI, create an invite, join a second headless Peer
-// with the code, train two rounds while the charts fill, export the adapter and check that the
+// with the code (approved in the UI), train two rounds while the charts fill, export the adapter and check that the
 // files are what PEFT loads. Then a second run, joined through the UI, in which the aggregator is
 // stopped mid-round: the survivors elect a new one and the round starts again; the Rounds screen
 // tells it, exports download, and every screen is photographed at 1280×800 and 1024×700, light and
@@ -143,7 +143,10 @@ describe.skipIf(!existsSync(CHROMIUM) || MODEL === null)('the interface, end to 
 
     // A second organisation joins headless with the code and its own data.
     joiner = await Peer.open({ dataDir: await tmp('joiner'), listen: ['/ip4/127.0.0.1/tcp/0'] });
-    await joiner.join(code, 'yelp', { source: 'sentiment', split: { kind: 'local', client: 'yelp', domain: 'yelp' }, seed: 1, limit: 24 });
+    const joining = joiner.join(code, 'yelp', { source: 'sentiment', split: { kind: 'local', client: 'yelp', domain: 'yelp' }, seed: 1, limit: 24 });
+    // the code names nobody: the newcomer waits until a member approves it on this screen
+    await page.getByRole('button', { name: 'Approve yelp' }).click({ timeout: 60_000 });
+    await joining;
     await expect.poll(() => page.getByTestId('members').locator('tbody tr').count(), { timeout: 30_000 }).toBe(2);
     await expect.poll(async () => (await page.getByTestId('members').textContent()) ?? '', { timeout: 30_000 }).toContain('yelp');
     await until('an aggregator of the two', async () => ((await page.getByTestId('aggregator').textContent()) ?? '').includes('since term'), 30_000);

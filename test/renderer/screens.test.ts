@@ -188,6 +188,21 @@ describe('Federation', () => {
     expect(rows[1]).toContain('trains on its own machine');
   });
 
+  it('lists newcomers waiting for approval, and approves one', async () => {
+    const pending = { peerId: '12D3KooWGzh8Jpe4sT2b3vq5RfsYxo8BfkJVqg4Ha5u6p6DPS3BH', name: 'amazon', inviteId: 'i', at: 0, approved: false };
+    const { api, calls } = fakeApi({ approveJoin: () => [{ ...pending, approved: true }] });
+    const federation = new FederationStore(api);
+    federation.status = status;
+    federation.pending = [pending];
+    mounted.push(mount(Federation, { target: document.body, props: { federation } }));
+    expect(document.querySelector('[data-testid="pending"]')?.textContent).toContain('amazon');
+    (document.querySelector('button[aria-label="Approve amazon"]') as HTMLElement).click();
+    await tick();
+    expect(calls).toEqual([['approveJoin', [pending.peerId]]]);
+    expect(document.querySelector('[data-testid="pending"] .badge')?.textContent).toBe('approved');
+    expect(document.querySelector('button[aria-label="Approve amazon"]')).toBeNull();
+  });
+
   it('asks before revoking an invite', async () => {
     const inv = { id: 'inv-1', code: null, usesLeft: 1, expiresAt: Date.now() + 3600_000, revoked: false, state: 'active' as const };
     const { api, calls } = fakeApi({ revokeInvite: () => [{ ...inv, revoked: true, state: 'revoked' }] });

@@ -61,9 +61,15 @@ describe('the first field to fix', () => {
 
 describe('the invite form', () => {
   it('checks expiry and uses', () => {
-    expect(readInviteForm('24', '2')).toEqual({ ok: true, errors: {}, value: { expiresHours: 24, uses: 2 } });
+    expect(readInviteForm('24', '2')).toEqual({ ok: true, errors: {}, value: { expiresHours: 24, uses: 2, for: [] } });
     expect(readInviteForm('x', '0').errors).toEqual({ expiresHours: 'enter a number' });
     expect(readInviteForm('1', '0').errors).toEqual({ uses: 'at least 1' });
     expect(readInviteForm('0', '1').errors).toEqual({ expiresHours: 'must be above 0' });
+  });
+
+  it('binds a code to the peer ids given, and refuses what is not one', () => {
+    const id = '12D3KooWGzh8Jpe4sT2b3vq5RfsYxo8BfkJVqg4Ha5u6p6DPS3BH';
+    expect(readInviteForm('1', '2', ` ${id},\n${id.replace('H', 'J')} `)).toEqual({ ok: true, errors: {}, value: { expiresHours: 1, uses: 2, for: [id, id.replace('H', 'J')] } });
+    expect(readInviteForm('1', '1', 'yelp').errors).toEqual({ for: 'not a peer id (fedforward id prints one)' });
   });
 });

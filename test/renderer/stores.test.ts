@@ -69,6 +69,8 @@ describe('FederationStore', () => {
     const { api, calls } = fakeApi({
       createInvite: () => ({ id: 'i1', code: 'ff1-abc', usesLeft: 2, expiresAt: 1, revoked: false, state: 'active' }),
       listInvites: () => [{ id: 'i1', code: 'ff1-abc', usesLeft: 2, expiresAt: 1, revoked: false, state: 'active' }],
+      listPending: () => [{ peerId: 'p', name: 'amazon', inviteId: 'i1', at: 0, approved: false }],
+      status: () => status(),
       revokeInvite: () => {
         throw new Error('no invite with that id');
       },
@@ -78,6 +80,10 @@ describe('FederationStore', () => {
     expect(calls[0]).toEqual(['createInvite', [{ expiresHours: 2, uses: 2 }]]);
     expect(s.lastCode).toBe('ff1-abc');
     expect(s.invites).toHaveLength(1);
+    expect(await s.createInvite(1, 1, ['p1'])).toBe(null);
+    expect(calls[2]).toEqual(['createInvite', [{ expiresHours: 1, uses: 1, for: ['p1'] }]]);
+    await s.refresh();
+    expect(s.pending.map((p) => p.name)).toEqual(['amazon']);
     expect(await s.revoke('zz')).toBe('no invite with that id');
     expect(s.error).toBe('no invite with that id');
     expect(s.busy).toBe(false);

@@ -29,6 +29,7 @@ import type {
   ExportRecord,
   InviteInfo,
   MemberStatus,
+  PendingInfo,
   MemoryPoint,
   Metrics,
   Phase,
@@ -359,8 +360,8 @@ export class PeerApiImpl implements PeerApi {
   async createInvite(args?: z.output<typeof CreateInviteArgs>): Promise<InviteInfo & { code: string }> {
     if (this.peer.settings === null) throw new Error('create or join a federation first');
     if (this.peer.node === null) throw new Error('start the peer first: an invite carries its current address');
-    const a = args ?? { expiresHours: 24, uses: 1 };
-    const code = await this.peer.invite({ expiresMs: Math.round(a.expiresHours * 3600_000), uses: a.uses });
+    const a = args ?? { expiresHours: 24, uses: 1, for: [] };
+    const code = await this.peer.invite({ expiresMs: Math.round(a.expiresHours * 3600_000), uses: a.uses, ...(a.for.length > 0 ? { for: a.for } : {}) });
     const id = decodeInvite(code).inviteId;
     this.codes.set(id, code);
     const info = (await this.listInvites()).find((i) => i.id === id);
@@ -379,6 +380,17 @@ export class PeerApiImpl implements PeerApi {
         state: r.revoked ? ('revoked' as const) : now > r.expiresAt ? ('expired' as const) : r.usesLeft <= 0 ? ('used-up' as const) : ('active' as const),
       }))
       .sort((a, b) => b.expiresAt - a.expiresAt);
+  }
+
+  /** Newcomers that asked to join with an invite bound to nobody, for a member to approve. */
+  async listPending(): Promise<PendingInfo[]> {
+    if (this.peer.settings === null) return [];
+    return (await this.peer.pending()).map((p) => ({ peerId: p.peerId, name: p.name, inviteId: p.inviteId, at: p.at, approved: p.approved }));
+  }
+
+  async approveJoin(peerId: string): Promise<PendingInfo[]> {
+    await this.peer.approve(peerId);
+    return this.listPending();
   }
 
   async revokeInvite(id: string): Promise<InviteInfo[]> {

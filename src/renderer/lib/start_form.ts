@@ -132,12 +132,17 @@ export function readJoinForm(f: JoinFields): FormResult<{ code: string; dataFile
   return { ok: true, value: { code, dataFile: f.dataFile.trim(), peerName: f.peerName.trim(), ...(f.domain.trim() ? { domain: f.domain.trim() } : {}) }, errors: {} };
 }
 
-export function readInviteForm(expiresHours: string, uses: string): FormResult<{ expiresHours: number; uses: number }> {
+export function readInviteForm(expiresHours: string, uses: string, forIds = ''): FormResult<{ expiresHours: number; uses: number; for: string[] }> {
   const errors: Record<string, string> = {};
   const e = numberField(expiresHours, 'expiresHours', errors);
   const u = numberField(uses, 'uses', errors);
   if (Object.keys(errors).length > 0) return { ok: false, errors };
-  const fe = fieldErrors(CreateInviteArgs, { expiresHours: e, uses: u });
-  if (Object.keys(fe).length > 0) return { ok: false, errors: fe };
-  return { ok: true, value: CreateInviteArgs.parse({ expiresHours: e, uses: u }), errors: {} };
+  const ids = forIds.split(/[\s,]+/).filter(Boolean);
+  const fe = fieldErrors(CreateInviteArgs, { expiresHours: e, uses: u, for: ids });
+  if (Object.keys(fe).length > 0) {
+    const out: Record<string, string> = {};
+    for (const [k, m] of Object.entries(fe)) out[k.split('.')[0]!] ??= m;
+    return { ok: false, errors: out };
+  }
+  return { ok: true, value: CreateInviteArgs.parse({ expiresHours: e, uses: u, for: ids }), errors: {} };
 }

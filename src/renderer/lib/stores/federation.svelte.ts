@@ -1,5 +1,5 @@
 // The federation as this peer sees it: status (pushed), invites; and the calls that change them.
-import type { InviteInfo, StatusInfo } from '../../../shared/api.ts';
+import type { InviteInfo, PendingInfo, StatusInfo } from '../../../shared/api.ts';
 import type { Api } from '../bridge.ts';
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
@@ -7,6 +7,8 @@ const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).spl
 export class FederationStore {
   status = $state<StatusInfo | null>(null);
   invites = $state<InviteInfo[]>([]);
+  /** newcomers waiting for a member's approval here */
+  pending = $state<PendingInfo[]>([]);
   /** the code of the invite created last, to copy */
   lastCode = $state<string | null>(null);
   error = $state<string | null>(null);
@@ -30,7 +32,7 @@ export class FederationStore {
   async refresh(): Promise<void> {
     try {
       this.status = await this.api.call('status');
-      if (this.status.federation) this.invites = await this.api.call('listInvites');
+      if (this.status.federation) [this.invites, this.pending] = await Promise.all([this.api.call('listInvites'), this.api.call('listPending')]);
       this.error = null;
     } catch (e) {
       this.error = oneLine(e);
@@ -52,9 +54,9 @@ export class FederationStore {
     }
   }
 
-  createInvite(expiresHours: number, uses: number): Promise<string | null> {
+  createInvite(expiresHours: number, uses: number, forIds: string[] = []): Promise<string | null> {
     return this.act(async () => {
-      const inv = await this.api.call('createInvite', { expiresHours, uses });
+      const inv = await this.api.call('createInvite', { expiresHours, uses, ...(forIds.length > 0 ? { for: forIds } : {}) });
       this.lastCode = inv.code;
       this.invites = await this.api.call('listInvites');
     });
@@ -63,6 +65,12 @@ export class FederationStore {
   revoke(id: string): Promise<string | null> {
     return this.act(async () => {
       this.invites = await this.api.call('revokeInvite', id);
+    });
+  }
+
+  approve(peerId: string): Promise<string | null> {
+    return this.act(async () => {
+      this.pending = await this.api.call('approveJoin', peerId);
     });
   }
 
