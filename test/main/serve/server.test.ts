@@ -125,7 +125,7 @@ describe('fedforward serve: messages', () => {
     calls.length = 0;
     const r = await ask(ws!, JSON.stringify({ id: 2, method: 'createInvite', args: [{ uses: 3 }] }));
     expect(r.ok).toBe(true);
-    expect(calls).toEqual([{ method: 'createInvite', args: [{ expiresHours: 24, uses: 3 }] }]);
+    expect(calls).toEqual([{ method: 'createInvite', args: [{ expiresHours: 24, uses: 3, for: [] }] }]);
     ws!.close();
   });
 
