@@ -67,12 +67,17 @@ export function toOnnx(g: Graph, outputs: Record<string, Value>): Emitted {
       return n;
     },
     real(x) {
-      const key = `real:${x}`;
+      return this.reals(x, 0);
+    },
+    reals(x, count) {
+      // count 0: a scalar
+      const key = `real:${x}:${count}`;
       let n = small.get(key);
       if (!n) {
         n = `k${small.size}`;
         small.set(key, n);
-        inits.push({ name: n, dataType: typeOf(g.float), dims: [], rawData: bytesOf(g.float === 'double' ? Float64Array.of(x) : Float32Array.of(x)) });
+        const data = g.float === 'double' ? new Float64Array(Math.max(count, 1)).fill(x) : new Float32Array(Math.max(count, 1)).fill(x);
+        inits.push({ name: n, dataType: typeOf(g.float), dims: count ? [count] : [], rawData: bytesOf(data) });
       }
       return n;
     },

@@ -16,6 +16,8 @@ export interface Emit {
   i64(values: number[]): string;
   /** a real scalar constant of the graph's float type */
   real(x: number): string;
+  /** a vector of n copies of x in the graph's float type */
+  reals(x: number, n: number): string;
   /** the graph's float type as an ONNX TensorProto data type */
   floatType: number;
   double: boolean;
@@ -129,9 +131,11 @@ OPS.gelu = unary(
   (x, _, a) => {
     const g = x.g;
     if (a.approximate === 'tanh') {
-      const th = tanh(mul(g.scalar(GELU_C), add(x, mul(g.scalar(GELU_A), pow(x, 3)))));
-      const du = mul(g.scalar(GELU_C), add(g.scalar(1), mul(g.scalar(3 * GELU_A), mul(x, x))));
-      return add(mul(g.scalar(0.5), add(g.scalar(1), th)), mul(mul(g.scalar(0.5), x), mul(sub(g.scalar(1), mul(th, th)), du)));
+      // ½(1 + th) + ½x(1 − th²)u' with th = tanh(u), u = x(c + ca x²), u' = c + 3ca x² (no Pow: it is slow)
+      const x2 = mul(x, x);
+      const th = tanh(mul(x, add(g.scalar(GELU_C), mul(g.scalar(GELU_C * GELU_A), x2))));
+      const du = add(g.scalar(GELU_C), mul(g.scalar(3 * GELU_C * GELU_A), x2));
+      return mul(g.scalar(0.5), add(add(g.scalar(1), th), mul(mul(x, sub(g.scalar(1), mul(th, th))), du)));
     }
     // Φ(x) + x φ(x)
     const cdf = mul(g.scalar(0.5), add(g.scalar(1), erf(mul(x, g.scalar(Math.SQRT1_2)))));
@@ -169,11 +173,31 @@ OPS.logSoftmax = {
   vjp: (_, l, ct) => [sub(ct, mul(exp(l), reduceSum(ct, [-1], true)))],
 };
 
-/** x̂ = (x − μ)/σ over the last axis, recomputed from x for the rules (ORT's extra outputs are per-kernel). */
+/** x̂ = (x − μ)/σ over the last axis: a LayerNormalization with γ = 1, β = 0 (one kernel). */
+OPS.normalize = {
+  shape: ([x]) => x.shape,
+  onnx: (e, [x], a, node) => {
+    const d = node.inputs[0].shape.at(-1) as number;
+    return one(e, 'LayerNormalization', [x, e.reals(1, d), e.reals(0, d)], { axis: -1, epsilon: a.eps });
+  },
+};
+
+/** 1/σ over the last axis, keepdims: LayerNormalization's third output. */
+OPS.invStd = {
+  shape: ([x]) => [...x.shape.slice(0, -1), 1],
+  onnx: (e, [x], a, node) => {
+    const d = node.inputs[0].shape.at(-1) as number;
+    if (!e.double) return e.node('LayerNormalization', [x, e.reals(1, d), e.reals(0, d)], { axis: -1, epsilon: a.eps }, 3)[2];
+    // ORT has no double kernel with double statistics: written out
+    const axes = e.i64([-1]);
+    const xc = one(e, 'Sub', [x, one(e, 'ReduceMean', [x, axes])]);
+    const variance = one(e, 'ReduceMean', [one(e, 'Mul', [xc, xc]), axes]);
+    return one(e, 'Pow', [one(e, 'Add', [variance, e.real(a.eps as number)]), e.real(-0.5)]);
+  },
+};
+
 function normalized(x: Value, eps: number): { xhat: Value; rstd: Value } {
-  const xc = sub(x, mean(x));
-  const rstd = pow(add(mean(mul(xc, xc)), x.g.scalar(eps)), -0.5);
-  return { xhat: mul(xc, rstd), rstd };
+  return { xhat: emit('normalize', [x], { eps }), rstd: emit('invStd', [x], { eps }) };
 }
 
 /**
@@ -186,10 +210,8 @@ OPS.layerNorm = {
   jvp: ([x, g], [tx, tg, tb], y, a) => {
     const { xhat, rstd } = normalized(x, a.eps as number);
     let th: Value | null = null;
-    if (tx) {
-      const tc = sub(tx, mean(tx));
-      th = mul(rstd, sub(tc, mul(xhat, mean(mul(xhat, tc)))));
-    }
+    // ⟨x̂, x'c⟩ = ⟨x̂, x'⟩ since Σx̂ = 0
+    if (tx) th = mul(rstd, sub(sub(tx, mean(tx)), mul(xhat, mean(mul(xhat, tx)))));
     return sumTerms(th && mul(th, g), tg && mul(xhat, liftTo(tg, y)!), tb && liftTo(tb, y));
   },
   vjp: ([x, g, b], _, ct, a) => {
