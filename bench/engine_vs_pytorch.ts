@@ -3,7 +3,10 @@
 // bench/pytorch_jvp.py's on the same shape, threads and batch, and the ratios the engine issue
 // asks for. Every mode runs in its own process, one after the other.
 //
-//   node bench/engine_vs_pytorch.ts [--shapes 4x256,small] [--threads 2] [--steps 3] [--no-tfjs] [--json]
+//   node bench/engine_vs_pytorch.ts [--shapes 4x256,small] [--threads 2] [--steps 3] [--no-tfjs] [--no-pytorch] [--json]
+//
+// Ratios are given of the median step times and of the fastest steps: on a shared machine the
+// fastest step is the one least disturbed by other work.
 //
 // The PyTorch side runs when a Python with torch is found ($FEDFORWARD_PYTHON, /usr/bin/python3,
 // python3); OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for it.
@@ -19,6 +22,7 @@ const { values: o } = parseArgs({
     threads: { type: 'string', default: String(os.availableParallelism()) },
     steps: { type: 'string', default: '3' },
     'no-tfjs': { type: 'boolean', default: false },
+    'no-pytorch': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -39,7 +43,7 @@ function python(): string | null {
 
 const threads = Number(o.threads);
 const steps = Number(o.steps);
-const py = python();
+const py = o['no-pytorch'] ? null : python();
 const report: Record<string, unknown> = { threads, steps, cores: os.availableParallelism() };
 for (const shape of o.shapes!.split(',')) {
   const s = SHAPES[shape];
@@ -47,7 +51,7 @@ for (const shape of o.shapes!.split(',')) {
   const modes: BenchMode[] = ['ort-jvp', 'ort-inference', 'ort-backprop', 'ort-weights', ...(o['no-tfjs'] ? [] : (['forward'] as BenchMode[]))];
   const ours = await runBench({ ...s, steps, layers: 'all', k: 1, backend: 'auto', threads }, modes, (r) => console.error(`  ${shape} ${r.mode}: ${(r.medianStepMs / 1000).toFixed(3)} s`));
   const by = (m: string) => ours.find((r: ModeResult) => r.mode === m)!;
-  let torch: { torch: string; results: { mode: string; medianStepMs: number | null; peakRssBytes: number }[] } | null = null;
+  let torch: { torch: string; results: { mode: string; medianStepMs: number | null; stepMs: number[]; peakRssBytes: number }[] } | null = null;
   if (py) {
     const env = { ...process.env };
     delete env.OPENBLAS_CORETYPE;
@@ -59,13 +63,19 @@ for (const shape of o.shapes!.split(',')) {
     for (const m of torch!.results) console.error(`  ${shape} torch ${m.mode}: ${m.medianStepMs === null ? '-' : (m.medianStepMs / 1000).toFixed(3)} s`);
   }
   const pt = (m: string) => torch?.results.find((r) => r.mode === m);
+  const fastest = (r: { stepMs: number[] }) => Math.min(...r.stepMs);
   const ratios: Record<string, number> = {
     'ort jvp / ort inference': by('ort-jvp').medianStepMs / by('ort-inference').medianStepMs,
+    'ort jvp / ort inference (fastest steps)': fastest(by('ort-jvp')) / fastest(by('ort-inference')),
     'ort jvp working memory / ort backprop working memory': (by('ort-jvp').peakRssBytes - by('ort-weights').peakRssBytes) / (by('ort-backprop').peakRssBytes - by('ort-weights').peakRssBytes),
   };
-  if (!o['no-tfjs']) ratios['ort jvp / tfjs jvp'] = by('ort-jvp').medianStepMs / by('forward').medianStepMs;
+  if (!o['no-tfjs']) {
+    ratios['ort jvp / tfjs jvp'] = by('ort-jvp').medianStepMs / by('forward').medianStepMs;
+    ratios['ort jvp / tfjs jvp (fastest steps)'] = fastest(by('ort-jvp')) / fastest(by('forward'));
+  }
   if (torch) {
     ratios['ort jvp / pytorch jvp'] = by('ort-jvp').medianStepMs / pt('jvp')!.medianStepMs!;
+    ratios['ort jvp / pytorch jvp (fastest steps)'] = fastest(by('ort-jvp')) / fastest(pt('jvp')!);
     ratios['ort inference / pytorch inference'] = by('ort-inference').medianStepMs / pt('inference')!.medianStepMs!;
     ratios['ort jvp peak RSS / pytorch jvp peak RSS'] = by('ort-jvp').peakRssBytes / pt('jvp')!.peakRssBytes;
     ratios['pytorch jvp / pytorch inference'] = pt('jvp')!.medianStepMs! / pt('inference')!.medianStepMs!;
