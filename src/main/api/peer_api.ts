@@ -10,7 +10,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { Peer, type StepEvent, type RoundMetric as PeerRoundMetric } from '../federation/peer.ts';
-import { describeCollapse, detectCollapse } from '../../shared/collapse.ts';
+import { describeCollapse } from '../../shared/collapse.ts';
 import { exportRound, resolveRound, ExportCancelled } from '../export/merge.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import { decodeInvite, InviteTable, type InviteRecord } from '../../shared/invite.ts';
@@ -95,10 +95,8 @@ export class PeerApiImpl implements PeerApi {
     this.timer.unref?.();
     this.unsubscribe.push(
       peer.on('status', () => this.queueTick()),
-      peer.on('round', (m) => {
-        this.queueTick();
-        void this.checkCollapse(m).catch(() => {});
-      }),
+      peer.on('round', () => this.queueTick()),
+      peer.on('collapse', (c) => void this.recorder.add({ kind: 'collapse-warning', round: c.round, reason: describeCollapse(c).replace(/^round \d+: /, '') })),
       peer.on('step', (e) => this.onStep(e)),
       peer.on('timeline', (e) => void this.recorder.add(e)),
     );
@@ -259,15 +257,6 @@ export class PeerApiImpl implements PeerApi {
     await this.peer.dir.appendMetric(metric);
     const rm = toRoundMetric(metric);
     if (rm) this.emit('round', rm);
-  }
-
-  /** A collapse warning on the timeline when the shared rule (src/shared/collapse.ts) flags a round. */
-  private async checkCollapse(m: PeerRoundMetric): Promise<void> {
-    if (m.round < 1) return;
-    const base = (await this.peer.dir.readMetrics()).find((r) => r.round === 0);
-    const counts = m.predicted && m.actual ? { predicted: m.predicted, actual: m.actual } : null;
-    const c = detectCollapse(m.round, m.testLoss, num(base?.testLoss), counts, this.peer.ctx.init?.labels ?? []);
-    if (c !== null) this.recorder.add({ kind: 'collapse-warning', round: m.round, reason: describeCollapse(c).replace(/^round \d+: /, '') });
   }
 
   // ---- create, join, start ----------------------------------------------------------------------

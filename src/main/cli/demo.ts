@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { backendOption, positiveInt } from './options.ts';
 import { Peer } from '../federation/peer.ts';
+import { describeCollapse } from '../../shared/collapse.ts';
 import { exportPeftAdapter } from '../export/peft.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
 
@@ -34,10 +35,17 @@ export function demoCommand(program: Command): void {
       const [first, ...others] = peers;
       // who led each term (Raft: at most one leader a term), as the peers announce it
       const leaders = new Map<number, string>();
-      for (const p of peers)
+      const warnings: string[] = [];
+      for (const [i, p] of peers.entries()) {
         p.on('status', (s) => {
           if (s.role === 'leader') leaders.set(s.term, s.name);
         });
+        p.on('collapse', (c) => {
+          const line = `${ORGS[i]}: ${describeCollapse(c)}`;
+          warnings.push(line);
+          log(`warning: ${line}`);
+        });
+      }
       try {
         log(`FedForward demo: 3 organisations (${ORGS.join(', ')}) each keep their review sentences to themselves and train one adapter with Spry.`);
         await first.create({
@@ -85,6 +93,7 @@ export function demoCommand(program: Command): void {
         const summary = {
           rounds: round,
           commits,
+          warnings,
           organisations: ORGS.map((org, i) => {
             const sent = [...peers[i].traffic().values()].reduce((s, t) => s + t.sent, 0);
             return {

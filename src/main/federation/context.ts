@@ -2,6 +2,7 @@
 // hands it to the aggregator, the member and the membership, none of which imports another's file
 // except the aggregator, which trains through the member. It holds the node, the election, the data
 // directory, the compute pool, the committed state, the events, the timings, and the wire types.
+import type { Collapse } from '../../shared/collapse.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
@@ -171,6 +172,8 @@ export interface PeerEvents {
   round: RoundMetric;
   /** Local training progress, with the worker's memory sample. */
   step: StepEvent;
+  /** A committed round's adapter predicts one class, or does worse than round 0 (src/shared/collapse.ts). */
+  collapse: Collapse;
   /** What happened to a round on the aggregator (started, failed, refused an update, committed), for the interface's timeline. */
   timeline: TimelineReport;
 }
@@ -227,7 +230,7 @@ export class PeerContext {
   private saveChain: Promise<void> = Promise.resolve();
   private roundTimings = new Map<number, RoundTiming>();
   lastTraffic = new Map<string, ProtocolTraffic>();
-  private listeners: { [E in PeerEventName]: Set<(payload: PeerEvents[E]) => void> } = { status: new Set(), round: new Set(), step: new Set(), timeline: new Set() };
+  private listeners: { [E in PeerEventName]: Set<(payload: PeerEvents[E]) => void> } = { status: new Set(), round: new Set(), step: new Set(), timeline: new Set(), collapse: new Set() };
 
   constructor(options: PeerOptions, dir: DataDir, key: PrivateKey, peerId: string) {
     this.options = options;

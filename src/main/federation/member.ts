@@ -12,6 +12,7 @@ import { PROTOCOLS, type CheckpointFetchResponse, type CommitAck, type CommitReq
 type RoundSummary = NonNullable<CommitRequest['summary']>;
 import { HyperParams, methodSpec, perIteration } from '../../shared/methods.ts';
 import { roundSeed } from '../../shared/spry/seeds.ts';
+import { describeCollapse, detectCollapse } from '../../shared/collapse.ts';
 import type { InitReply } from '../../shared/worker_protocol.ts';
 import { tensorsOf, type Weights } from '../../shared/units.ts';
 import type { ClientUpdate } from '../../shared/update.ts';
@@ -27,6 +28,8 @@ export class Member {
   private catchChain: Promise<void> = Promise.resolve();
   /** The aggregator's figures of the rounds staged here, until they commit. */
   private summaries = new Map<number, RoundSummary>();
+  /** the evaluation of the initial adapter, for the model loaded now */
+  private baselineRun: { init: InitReply; run: Promise<{ testLoss: number }> } | null = null;
 
   constructor(ctx: PeerContext) {
     this.ctx = ctx;
@@ -337,5 +340,22 @@ export class Member {
     ctx.emit('round', { ...metric });
     ctx.changed();
     ctx.log(`round ${round}: test loss ${metric.testLoss.toFixed(4)}${metric.accuracy === null ? '' : `, accuracy ${(100 * metric.accuracy).toFixed(1)}%`}`);
+    const counts = metric.predicted && metric.actual ? { predicted: metric.predicted, actual: metric.actual } : null;
+    const collapse = detectCollapse(round, metric.testLoss, (await this.baseline()).testLoss, counts, ctx.init?.labels ?? []);
+    if (collapse) {
+      ctx.log(`warning: ${describeCollapse(collapse)}`);
+      ctx.emit('collapse', collapse);
+    }
+  }
+
+  /** Round 0's test loss on this peer (the initial adapter every member starts from), once per model load. */
+  private baseline(): Promise<{ testLoss: number }> {
+    const { init, pool, workerClient } = this.ctx;
+    if (init === null || pool === null) return Promise.resolve({ testLoss: Number.NaN });
+    if (this.baselineRun?.init !== init) {
+      const run = pool.run<'evaluate'>({ type: 'evaluate', client: workerClient, globals: init.initial, batchSize: 32 }).then((r) => ({ testLoss: r.result.loss }));
+      this.baselineRun = { init, run };
+    }
+    return this.baselineRun.run;
   }
 }

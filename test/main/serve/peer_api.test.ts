@@ -169,12 +169,30 @@ describe('the peer API on a created (not started) federation', () => {
   it('puts a collapse on the timeline, by the shared rule: one class predicted, or worse than round 0', async () => {
     const { api, peer, events } = await open();
     await peer.create(createSettings);
-    await peer.dir.appendMetric({ round: 0, peer: 'imdb', testLoss: 0.69, accuracy: 0.5, at: 1, baseline: true });
-    (peer.ctx as unknown as { init: unknown }).init = { labels: ['neg', 'pos'] };
-    const emit = (m: Record<string, unknown>) => (peer.ctx as unknown as { emit: (e: 'round', m: unknown) => void }).emit('round', { peer: 'imdb', at: 2, ...m });
-    emit({ round: 1, testLoss: 0.6, accuracy: 0.7, predicted: [10, 10], actual: [11, 9] }); // fine
-    emit({ round: 2, testLoss: 0.65, accuracy: 0.5, predicted: [20, 0], actual: [10, 10] }); // one class
-    emit({ round: 3, testLoss: 0.8, accuracy: 0.6, predicted: [12, 8], actual: [10, 10] }); // worse than round 0
+    const initial = new Map();
+    const byRound = new Map<unknown, { loss: number; predicted: number[]; actual: number[] }>([
+      [initial, { loss: 0.69, predicted: [9, 11], actual: [10, 10] }], // round 0: the initial adapter
+    ]);
+    const inner = peer.ctx as unknown as { pool: unknown; committed: unknown; init: unknown };
+    inner.pool = { run: async (req: { globals: unknown }) => {
+      const r = byRound.get(req.globals)!;
+      return { type: 'evaluate', result: { loss: r.loss, correct: 10, total: 20, predicted: r.predicted, actual: r.actual }, memory: { tensorBytes: 0, peakTensorBytes: 0, rss: 0 } };
+    } };
+    inner.init = { backend: 'cpu', family: 'gpt2', lora: { r: 1, alpha: 1, dropout: 0, targetModules: ['c_attn'] }, specs: [], units: [], labels: ['neg', 'pos'], clients: [], initial };
+    const collapses: number[] = [];
+    peer.on('collapse', (c) => collapses.push(c.round));
+    const rounds = [
+      { loss: 0.6, predicted: [10, 10], actual: [11, 9] }, // fine
+      { loss: 0.65, predicted: [20, 0], actual: [10, 10] }, // one class
+      { loss: 0.8, predicted: [12, 8], actual: [10, 10] }, // worse than round 0
+    ];
+    for (const [i, r] of rounds.entries()) {
+      const globals = new Map();
+      byRound.set(globals, r);
+      inner.committed = { round: i + 1, globals, server: { m: new Map(), v: new Map() } };
+      await peer.member.evaluate(i + 1);
+    }
+    expect(collapses).toEqual([2, 3]);
     const warnings = () => events.filter(([e, p]) => e === 'timeline' && (p as { kind: string }).kind === 'collapse-warning').map(([, p]) => p as { round: number; reason: string });
     for (let i = 0; i < 100 && warnings().length < 2; i++) await new Promise((r) => setTimeout(r, 10));
     expect(warnings().map((w) => w.round).sort()).toEqual([2, 3]);
