@@ -121,8 +121,8 @@ export function toOnnx(g: Graph, outputs: Record<string, Value>): Emitted {
  * The model as bytes for an in-memory session, or, past EXTERNAL_DATA_BYTES, written to `dir` as
  * model.onnx plus weights.bin (ONNX external data) and returned as that path.
  */
-export function serialize(m: Emitted, dir: () => string): Uint8Array | string {
-  if (m.weightBytes < EXTERNAL_DATA_BYTES) return onnx.ModelProto.encode(m.model).finish();
+export function serialize(m: Emitted, dir: () => string, threshold = EXTERNAL_DATA_BYTES): Uint8Array | string {
+  if (m.weightBytes < threshold) return onnx.ModelProto.encode(m.model).finish();
   const at = dir();
   mkdirSync(at, { recursive: true });
   const fd = openSync(join(at, 'weights.bin'), 'w');
