@@ -62,8 +62,11 @@ function run(name: string, args: string[], stdin?: string): ChildProcess {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       logs.push({ peer: name, line });
-      if (/candidate in term|leader in term|committed by a majority|lagged|election timeout|failed/.test(line)) console.log(`${stamp()} ${name}: ${line.replace(/^\[[^\]]+\] /, '')}`);
+      console.log(`${stamp()} ${name}: ${line.replace(/^\[[^\]]+\] /, '')}`);
     }
+  });
+  c.on('exit', (code) => {
+    if (code !== null && code !== 0) console.log(`${stamp()} ${name}: exited with ${code}`);
   });
   c.stdin!.end(stdin ?? '');
   return c;
@@ -79,6 +82,7 @@ async function main(): Promise<number> {
     const ids = [(await cli(['id', '--data-dir', dir('b')])).trim(), (await cli(['id', '--data-dir', dir('c')])).trim()];
     const code = (await cli(['invite', '--data-dir', dir('a'), ...ids.flatMap((id) => ['--for', id])])).trim();
     run('a', ['start', '--data-dir', dir('a')]);
+    while (!logs.some((l) => l.peer === 'a' && l.line.includes('listening on'))) await new Promise((r) => setTimeout(r, 200));
     run('b', ['join', '--code-file', '-', '--data-dir', dir('b'), '--peer-name', 'b', '--domain', 'yelp', '--limit', '48', '--listen', `/ip4/127.0.0.1/tcp/${pb}`], code);
     run('c', ['join', '--code-file', '-', '--data-dir', dir('c'), '--peer-name', 'c', '--domain', 'amazon', '--limit', '48', '--listen', `/ip4/127.0.0.1/tcp/${pc}`], code);
     for (let i = 0; i < HOGS; i++) children.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));

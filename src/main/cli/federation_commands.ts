@@ -15,7 +15,7 @@ import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
 import { hyperParamsOf, loraOf, trainingOptions } from './simulate.ts';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import { Peer, readPending, requestOfRunningPeer } from '../federation/peer.ts';
+import { Peer, readPending, readRecordedStatus, requestOfRunningPeer } from '../federation/peer.ts';
 import { openDataDir } from '../storage/data_dir.ts';
 
 const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4001';
@@ -251,12 +251,19 @@ export function federationCommands(program: Command): void {
       const checkpoints = await dir.listCheckpoints();
       const metrics = await dir.readMetrics();
       const file = await dir.readFederation();
+      const seen = await readRecordedStatus(o.dataDir);
+      const last = checkpoints.at(-1);
+      const aggregator = seen?.aggregator ?? null;
       const report = {
         peerId: peer.peerId,
+        aggregator: aggregator === null ? null : { peerId: aggregator, name: file?.members.find((m) => m.peerId === aggregator)?.name ?? seen?.aggregatorName ?? null, term: seen!.term },
+        seenAt: seen?.at ?? null,
+        role: seen?.role ?? null,
+        committedSha256: last?.sha256 ?? null,
         federation: fed.federationName,
         federationId: fed.federationId,
         members: file?.members.map((m) => ({ peerId: m.peerId, name: m.name })) ?? [],
-        term: file?.raft.term ?? 0,
+        term: Math.max(file?.raft.term ?? 0, seen?.term ?? 0),
         rounds: fed.rounds ?? null,
         committedRound: checkpoints.at(-1)?.round ?? 0,
         checkpoints,
@@ -269,7 +276,9 @@ export function federationCommands(program: Command): void {
       console.log(`federation "${report.federation}" (${report.federationId})`);
       console.log(`peer ${report.peerId}`);
       console.log(`members: ${report.members.map((m) => `${m.name} (${m.peerId})`).join(', ')}`);
-      console.log(`committed round ${report.committedRound}${report.rounds ? ` of ${report.rounds}` : ''}, term ${report.term}`);
+      const when = report.seenAt === null ? '' : ` (as this peer saw it at ${new Date(report.seenAt).toISOString().slice(0, 19)}Z${report.role === 'stopped' ? ', before it stopped' : ''})`;
+      console.log(report.aggregator === null ? `aggregator: none known${when}` : `aggregator: ${report.aggregator.name ?? ''} (${report.aggregator.peerId}), term ${report.aggregator.term}${when}`);
+      console.log(`last committed round ${report.committedRound}${report.rounds ? ` of ${report.rounds}` : ''}${report.committedSha256 ? `, sha256 ${report.committedSha256}` : ''}; term ${report.term}`);
       if (report.lastMetrics) console.log(`last metrics: ${JSON.stringify(report.lastMetrics)}`);
     });
 }

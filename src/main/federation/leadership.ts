@@ -11,9 +11,9 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { RaftClock, RaftNode } from './raft.ts';
 
-const RTT_FACTOR = 10;
+const RTT_FACTOR = 6;
 const LAG_FACTOR = 4;
-const MAX_TIMEOUT_MS = 30_000;
+const MAX_TIMEOUT_MS = 20_000;
 const ADAPT_EVERY_MS = 2000;
 
 export interface LeadershipStats {

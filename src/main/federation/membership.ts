@@ -25,6 +25,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface';
 import type { z } from 'zod';
 import { createPeerNode, generateSwarmKey, type PeerNode, type PeerNodeOptions } from './node.ts';
 import { request } from './wire.ts';
+import { checkModelFiles } from './model_check.ts';
 import { oneLine, short, sleep, type CreateSettings, type PeerContext } from './context.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import { PROTOCOLS, peerIdSchema, type AdmitAccepted, type ErrorReply, type FederationSettings, type JoinRequest, type PeerInfo } from '../../shared/messages.ts';
@@ -60,6 +61,7 @@ export async function signSettings(s: FederationSettings, key: PrivateKey): Prom
 export async function checkModel(s: FederationSettings, known?: string): Promise<string | undefined> {
   if (s.modelFingerprint === undefined || s.modelSpec === undefined) return undefined;
   const dir = resolveModelDir(s.modelSpec.model);
+  await checkModelFiles(dir);
   const mine = known ?? (await modelFingerprint(dir));
   if (mine !== s.modelFingerprint)
     throw new Error(`join refused: the model at ${dir} is not the federation's (fingerprint ${mine.slice(0, 12)}…, expected ${s.modelFingerprint.slice(0, 12)}…)`);
@@ -202,6 +204,7 @@ export class Membership {
     if (!Number.isInteger(c.rounds) || c.rounds < 1) throw new Error('rounds must be a positive integer');
     if (!Number.isInteger(c.minMembers) || c.minMembers < 1) throw new Error('min members must be a positive integer');
     const model = ModelSpec.parse(c.model);
+    await checkModelFiles(resolveModelDir(model.model));
     const data = DataSpec.parse(c.data);
     const unsigned: FederationSettings = {
       federationId: randomBytes(16).toString('hex'),

@@ -16,6 +16,8 @@ import { electionOf, oneLine, PeerContext, short, type CreateSettings, type Loca
 import { Membership, type InviteOptions, type PendingJoin } from './membership.ts';
 import { Member } from './member.ts';
 import { Aggregator } from './aggregator.ts';
+import { findCorrupt, repairFromMembers } from './integrity.ts';
+import { recordStatus } from './status_file.ts';
 import { openDataDir, type DataDir } from '../storage/data_dir.ts';
 import { ComputePool } from '../compute/pool.ts';
 import { emptyServerState } from '../spry/server_optimizer.ts';
@@ -25,6 +27,7 @@ import type { Weights } from '../../shared/units.ts';
 
 export * from './context.ts';
 export { signSettings, verifySettings, checkModel, readPending, requestOfRunningPeer, type InviteOptions, type PendingJoin } from './membership.ts';
+export { readRecordedStatus } from './status_file.ts';
 
 export class Peer {
   /** The parts, for tests and tools that need one role's seam. */
@@ -32,6 +35,7 @@ export class Peer {
   readonly membership: Membership;
   readonly member: Member;
   readonly aggregator: Aggregator;
+  private stopRecording: (() => void) | null = null;
 
   private constructor(ctx: PeerContext) {
     this.ctx = ctx;
@@ -227,6 +231,7 @@ export class Peer {
     const settings = fed.settings;
     if (settings.modelSpec === undefined) throw new Error('the federation settings carry no model');
     // The election starts before the (slow) model load, so a joiner answers heartbeats at once.
+    const corrupt = await findCorrupt(ctx);
     const latest = await ctx.dir.readLatestCheckpoint();
     const committedRound = latest?.entry.round ?? 0;
     ctx.currentRound = committedRound;
@@ -253,6 +258,7 @@ export class Peer {
       membersChanged: (before, after) => this.membership.onMembersChange(before, after),
     });
     ctx.raft.start();
+    if (corrupt.length > 0) void repairFromMembers(ctx, corrupt).catch((e: unknown) => ctx.log(`repairing checkpoints: ${oneLine(e)}`));
 
     // The compute: one worker on this peer's own data.
     ctx.pool = new ComputePool(1);
@@ -269,6 +275,7 @@ export class Peer {
       ctx.committed = { round: 0, globals: init.initial, server: emptyServerState() };
     }
     ctx.init = init;
+    this.stopRecording = recordStatus(ctx);
     ctx.log(`peer ${short(ctx.peerId)} (${local.name}) started, ${fed.members.length} member(s), committed round ${ctx.committed.round}`);
     ctx.changed();
   }
@@ -305,6 +312,8 @@ export class Peer {
     ctx.raft?.stop();
     ctx.leadership?.stop();
     this.membership.detach();
+    this.stopRecording?.();
+    this.stopRecording = null;
     const { node, pool } = ctx;
     if (node !== null) ctx.lastTraffic = trafficOf(node);
     ctx.node = null;

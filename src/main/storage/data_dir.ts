@@ -439,6 +439,23 @@ export class DataDir {
     return null;
   }
 
+  /** The committed checkpoints whose file is missing or does not match its sha256, oldest first. */
+  async verifyCheckpoints(): Promise<CheckpointEntry[]> {
+    const bad: CheckpointEntry[] = [];
+    for (const entry of await this.listCheckpoints()) if ((await this.readVerified(entry)) === null) bad.push(entry);
+    return bad;
+  }
+
+  /** Write again the file of a committed round, from bytes that match its recorded sha256. */
+  async repairCheckpoint(round: number, bytes: Uint8Array): Promise<void> {
+    return this.chained(async () => {
+      const entry = (await this.listCheckpoints()).find((e) => e.round === round);
+      if (entry === undefined) throw new StorageError(`round ${round} has no committed checkpoint`);
+      if (bytes.byteLength !== entry.bytes || sha256Hex(bytes) !== entry.sha256) throw new StorageError(`these bytes are not round ${round}'s committed checkpoint`);
+      await writeAtomic(this.checkpointPath(round), bytes);
+    });
+  }
+
   private async readVerified(entry: CheckpointEntry): Promise<Uint8Array | null> {
     const file = this.checkpointPath(entry.round);
     let bytes: Uint8Array;
