@@ -72,6 +72,9 @@ export const federationSettingsSchema = z.object({
   minMembers: natSchema.optional(),
   /** The federation's seed (assignments, perturbations). */
   seed: natSchema.optional(),
+  /** Members with a public address that relay (circuit relay v2) for members behind a NAT, as
+   *  multiaddrs ending in /p2p/<their peer id>. */
+  relays: z.array(multiaddrSchema).max(8).optional(),
   /** The creator's peer id; `signature` is its key's signature over the other fields. */
   creator: peerIdSchema.optional(),
   signature: z.string().regex(/^[0-9a-f]*$/).max(1024).optional(),

@@ -118,6 +118,7 @@ export function federationCommands(program: Command): void {
     .option('--min-members <n>', 'members connected before the first round starts', positiveInt, 2)
     .option('--seed <n>', 'federation seed (assignment, perturbations, initial adapter)', nat, 0)
     .option('--deadline <s>', 'seconds the aggregator waits for updates each round', positive, 60)
+    .option('--relay <multiaddr>', 'a member with a public address that relays for members behind a NAT (…/p2p/<its peer id>, see fedforward id), repeatable', multiaddrList)
     .option('--json', 'print the settings as JSON')
     .addOption(backendOption());
   dataOptions(addressOptions(trainingOptions(create))).action(async (o) => {
@@ -133,6 +134,7 @@ export function federationCommands(program: Command): void {
       minMembers: o.minMembers,
       seed: o.seed,
       roundDeadlineMs: Math.round(o.deadline * 1000),
+      ...(o.relay ? { relays: o.relay } : {}),
     });
     if (o.json) console.log(JSON.stringify({ peerId: peer.peerId, settings }, null, 2));
     else console.log(`created federation "${settings.federationName}" (${settings.federationId}); peer ${peer.peerId}`);

@@ -59,6 +59,11 @@ export interface PeerOptions {
    * gater; the set is read live, so a test can partition and heal a running federation.
    */
   blockedPeers?: ReadonlySet<string>;
+  /**
+   * Test hook: peers (by id) this node neither dials nor accepts directly, only through a relay,
+   * as two members behind NATs would be.
+   */
+  noDirect?: ReadonlySet<string>;
 }
 
 /** An update submission as this peer builds it (the wire adds dataBytes and dataSha256). */
@@ -102,6 +107,8 @@ export interface CreateSettings {
   minMembers: number;
   seed?: number;
   roundDeadlineMs?: number;
+  /** Members with a public address that relay for those behind a NAT (multiaddrs with /p2p/). */
+  relays?: string[];
 }
 
 export interface RoundMetric {

@@ -19,7 +19,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z as zod } from 'zod';
-import { multiaddr } from '@multiformats/multiaddr';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
 import type { z } from 'zod';
@@ -203,6 +203,9 @@ export class Membership {
     const hp = HyperParams.parse(c.hp ?? {});
     if (!Number.isInteger(c.rounds) || c.rounds < 1) throw new Error('rounds must be a positive integer');
     if (!Number.isInteger(c.minMembers) || c.minMembers < 1) throw new Error('min members must be a positive integer');
+    for (const r of c.relays ?? []) {
+      if (multiaddr(r).getComponents().findLast((x) => x.name === 'p2p') === undefined) throw new Error(`relay ${r} names no peer (it must end in /p2p/<peer id>)`);
+    }
     const model = ModelSpec.parse(c.model);
     await checkModelFiles(resolveModelDir(model.model));
     const data = DataSpec.parse(c.data);
@@ -219,6 +222,7 @@ export class Membership {
       rounds: c.rounds,
       minMembers: c.minMembers,
       seed: c.seed ?? 0,
+      ...(c.relays?.length ? { relays: c.relays } : {}),
       creator: ctx.peerId,
     };
     const settings = await signSettings(unsigned, ctx.privateKey);
@@ -336,14 +340,19 @@ export class Membership {
    * could admit. Before this peer belongs to a federation (joining) it refuses nobody.
    */
   gater(): Pick<PeerNodeOptions, 'connectionGater'> {
-    const blocked = this.ctx.options.blockedPeers;
+    const { blockedPeers: blocked, noDirect } = this.ctx.options;
     const isBlocked = (id: PeerId) => blocked?.has(id.toString()) ?? false;
     const outsider = (id: PeerId) => this.ctx.fed !== null && !this.isMemberNow(id.toString());
+    const direct = (id: PeerId, addr: Multiaddr) => (noDirect?.has(id.toString()) ?? false) && !addr.toString().includes('/p2p-circuit');
     return {
       connectionGater: {
         denyDialPeer: (id) => isBlocked(id) || outsider(id),
-        denyOutboundEncryptedConnection: (id) => isBlocked(id) || outsider(id),
-        denyInboundEncryptedConnection: async (id) => isBlocked(id) || (outsider(id) && !(await this.mayJoin(id.toString()))),
+        denyDialMultiaddr: (addr) => {
+          const id = addr.getComponents().findLast((x) => x.name === 'p2p')?.value;
+          return id !== undefined && direct(peerIdFromString(id), addr);
+        },
+        denyOutboundEncryptedConnection: (id, conn) => isBlocked(id) || outsider(id) || direct(id, conn.remoteAddr),
+        denyInboundEncryptedConnection: async (id, conn) => isBlocked(id) || direct(id, conn.remoteAddr) || (outsider(id) && !(await this.mayJoin(id.toString()))),
       },
     };
   }
@@ -393,10 +402,16 @@ export class Membership {
     this.controlTimer = null;
   }
 
-  /** The membership changed: hang up on whoever is no longer a member. */
+  /** The membership changed: hang up on whoever is no longer a member; newcomers can be reached
+   *  through the relays too. */
   onMembersChange(before: readonly string[], after: readonly string[]): void {
     const node = this.ctx.node;
     if (node === null) return;
+    for (const id of after) {
+      if (before.includes(id) || id === this.ctx.peerId) continue;
+      const via = (this.ctx.fed?.settings.relays ?? []).filter((r) => !r.endsWith(`/p2p/${id}`)).map((r) => multiaddr(`${r}/p2p-circuit/p2p/${id}`));
+      if (via.length > 0) void node.peerStore.merge(peerIdFromString(id), { multiaddrs: via }).catch(() => {});
+    }
     for (const id of before) {
       if (after.includes(id) || id === this.ctx.peerId) continue;
       this.ctx.log(`${short(id)} is no longer a member: closing its connections`);

@@ -1,7 +1,9 @@
 // A FedForward peer's libp2p node: TCP, Noise, Yamux, identify, ping, inside a private network whose
 // pre-shared key (the swarm key) comes from the federation's invite, so an outsider cannot even
-// complete a handshake. Extra transports (circuit relay, WebSockets) and services plug in through
-// the options without changing this file's callers.
+// complete a handshake. For members behind a NAT: circuit relay v2 (a node named a relay serves
+// reservations, the others reserve a slot on every relay and can be reached through it), DCUtR
+// (a relayed connection is upgraded to a direct one by hole punching when it can be) and AutoNAT
+// (the node learns whether its addresses are reachable). Extra transports plug in through the options.
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -9,8 +11,11 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
+import { dcutr } from '@libp2p/dcutr';
+import { autoNAT } from '@libp2p/autonat';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { PrivateKey, ServiceMap } from '@libp2p/interface';
+import { FaultTolerance, type PrivateKey, type ServiceMap } from '@libp2p/interface';
 import type { Identify } from '@libp2p/identify';
 import type { Ping } from '@libp2p/ping';
 
@@ -59,16 +64,25 @@ export interface PeerNodeOptions {
   connectionManager?: Libp2pOptions['connectionManager'];
   /** Which peers to refuse (libp2p's connection gater); tests use it to partition a federation. */
   connectionGater?: Libp2pOptions['connectionGater'];
+  /** Relays (multiaddrs with /p2p/): this node reserves a slot on each, to be reachable through it. */
+  relays?: string[];
+  /** Serve as a relay for the others (a member with a public address). */
+  relayServer?: boolean;
 }
 
 /** Create and start a peer node. Bootstrap dials run in the background. */
 export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode> {
   const psk = formatSwarmKey(parseSwarmKey(options.swarmKey));
   const bootstrap = (options.bootstrap ?? []).map((a) => multiaddr(a)); // throws on a bad address, before start
+  for (const a of options.relays ?? []) multiaddr(a); // throws on a bad address, before start
+  // A member behind a NAT reserves a slot on whichever relay it connects to (relays are members,
+  // so they are dialed like any other); one that is not up yet must not stop the node.
+  const viaRelay = (options.relays?.length ?? 0) > 0 && options.relayServer !== true;
   const node = await createLibp2p<PeerServices>({
     privateKey: options.privateKey,
-    addresses: { listen: options.listen, ...(options.announce ? { announce: options.announce } : {}) },
-    transports: [tcp(), ...(options.extraTransports ?? [])],
+    addresses: { listen: [...options.listen, ...(viaRelay ? ['/p2p-circuit'] : [])], ...(options.announce ? { announce: options.announce } : {}) },
+    ...(viaRelay ? { transportManager: { faultTolerance: FaultTolerance.NO_FATAL } } : {}),
+    transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 20_000 }), ...(options.extraTransports ?? [])],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionProtector: preSharedKey({ psk }),
@@ -77,6 +91,11 @@ export async function createPeerNode(options: PeerNodeOptions): Promise<PeerNode
     services: {
       identify: identify(),
       ping: ping(),
+      dcutr: dcutr(),
+      autoNAT: autoNAT(),
+      // The relay serves its own federation only (the gater admits members): no data or time limits,
+      // since a checkpoint is megabytes and a round takes minutes.
+      ...(options.relayServer ? { relay: circuitRelayServer({ reservations: { applyDefaultLimit: false } }) } : {}),
     },
   });
   const log = node.logger.forComponent('fedforward:node');

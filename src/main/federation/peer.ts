@@ -185,21 +185,28 @@ export class Peer {
 
   /** Join the federation of `code` with this peer's data, then start. */
   join(code: string, peerName: string, data: z.input<typeof DataSpec>): Promise<void> {
-    return this.membership.join(code, peerName, data, (node) => this.startWith(node));
+    // With relays, the node starts again with them (it must reserve a slot to be reachable).
+    return this.membership.join(code, peerName, data, async (node) => {
+      if (!this.ctx.fed?.settings.relays?.length) return this.startWith(node);
+      await node.stop();
+      await this.start();
+    });
   }
 
   // ---- start and stop ------------------------------------------------------------------------
 
   /** Start this peer of its federation (after create, or after a restart). */
   async start(): Promise<void> {
-    const { fed, local } = this.ctx;
+    const { ctx } = this;
+    const { fed, local } = ctx;
     if (fed === null || local === null) throw new Error('this peer belongs to no federation; create or join one first');
     const node = await createPeerNode({
-      privateKey: this.ctx.privateKey,
+      privateKey: ctx.privateKey,
       swarmKey: Uint8Array.from(Buffer.from(fed.swarmKey, 'hex')),
       listen: local.listen,
       announce: local.announce,
       ...this.membership.gater(),
+      ...(fed.settings.relays?.length ? { relays: fed.settings.relays, relayServer: fed.settings.relays.some((a) => a.endsWith(`/p2p/${ctx.peerId}`)) } : {}),
     });
     await this.startWith(node);
   }
@@ -223,6 +230,8 @@ export class Peer {
           return [];
         }
       });
+      // Through every relay too, for a member that cannot be dialed directly (behind a NAT).
+      for (const r of fed.settings.relays ?? []) if (!r.endsWith(`/p2p/${m.peerId}`)) addrs.push(multiaddr(`${r}/p2p-circuit/p2p/${m.peerId}`));
       if (addrs.length > 0) await node.peerStore.merge(peerIdFromString(m.peerId), { multiaddrs: addrs }).catch(() => {});
     }
     node.addEventListener('peer:identify', (evt) => this.membership.onIdentify(evt.detail.peerId.toString(), evt.detail.listenAddrs.map((a) => a.toString())));
