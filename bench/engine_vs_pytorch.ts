@@ -1,5 +1,5 @@
 // The engine benchmark in one run: for each shape, the ONNX Runtime engine's jvp, inference and
-// backprop steps (and TensorFlow.js's forward step, unless --no-tfjs) from `fedforward bench`, then
+// backprop steps (and TensorFlow.js's forward and inference steps, unless --no-tfjs) from `fedforward bench`, then
 // bench/pytorch_jvp.py's on the same shape, threads and batch, and the ratios the engine issue
 // asks for. Every mode runs in its own process, one after the other.
 //
@@ -48,7 +48,7 @@ const report: Record<string, unknown> = { threads, steps, cores: os.availablePar
 for (const shape of o.shapes!.split(',')) {
   const s = SHAPES[shape];
   if (!s) throw new Error(`unknown shape "${shape}" (shapes: ${Object.keys(SHAPES).join(', ')})`);
-  const modes: BenchMode[] = ['ort-jvp', 'ort-inference', 'ort-backprop', 'ort-weights', ...(o['no-tfjs'] ? [] : (['forward'] as BenchMode[]))];
+  const modes: BenchMode[] = ['ort-jvp', 'ort-inference', 'ort-backprop', 'ort-weights', ...(o['no-tfjs'] ? [] : (['forward', 'inference'] as BenchMode[]))];
   const ours = await runBench({ ...s, steps, layers: 'all', k: 1, backend: 'auto', threads }, modes, (r) => console.error(`  ${shape} ${r.mode}: ${(r.medianStepMs / 1000).toFixed(3)} s`));
   const by = (m: string) => ours.find((r: ModeResult) => r.mode === m)!;
   let torch: { torch: string; results: { mode: string; medianStepMs: number | null; stepMs: number[]; peakRssBytes: number }[] } | null = null;
