@@ -357,6 +357,13 @@ export const TimelineEntry = z.discriminatedUnion('kind', [
     updates: count.nullable(),
     members: z.array(label).max(256),
   }),
+  /** Each member's newest evaluation on its own test split, as their updates to `round` carried them. */
+  z.object({
+    kind: z.literal('evaluations'),
+    at,
+    round: count,
+    items: z.array(z.object({ member: label, round: count, testLoss: z.number().finite(), accuracy: z.number().min(0).max(1).nullable() })).max(256),
+  }),
   /** The round's adapter collapsed (src/shared/collapse.ts): it predicts one class, or does worse than round 0. */
   z.object({ kind: z.literal('collapse-warning'), at, round: count, reason }),
 ]);

@@ -249,6 +249,8 @@ export const updateSubmissionSchema = z.object({
   numExamples: natSchema,
   /** Mean local training loss (reported in the metrics). */
   loss: z.number().finite().optional(),
+  /** The sender's newest evaluation of a committed round on its own test split (shown per member). */
+  evaluation: z.object({ round: natSchema, testLoss: z.number().finite(), accuracy: z.number().min(0).max(1).nullable() }).optional(),
   dtype: z.literal('float32'),
   /**
    * What the attachment holds: `weights` (per-epoch Spry: the assigned tensors, described by
@@ -273,7 +275,17 @@ export const commitRequestSchema = z.object({
   prevSha256: sha256Schema.optional(),
   /** The round's aggregate figures, so that every member shows them, not only the aggregator. */
   summary: z
-    .object({ trainLoss: z.number().finite().nullable(), updates: natSchema, participants: natSchema, wallMs: natSchema })
+    .object({
+      trainLoss: z.number().finite().nullable(),
+      updates: natSchema,
+      participants: natSchema,
+      wallMs: natSchema,
+      /** The evaluations the counted updates carried, by member name (a few, within the message's 4 KiB). */
+      evaluations: z
+        .array(z.object({ member: z.string().max(64), round: natSchema, testLoss: z.number().finite(), accuracy: z.number().min(0).max(1).nullable() }))
+        .max(24)
+        .optional(),
+    })
     .optional(),
   dataBytes: natSchema.optional(),
   dataSha256: sha256Schema.optional(),

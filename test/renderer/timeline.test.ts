@@ -9,7 +9,7 @@ import Training from '../../src/renderer/screens/Training.svelte';
 import Memory from '../../src/renderer/screens/Memory.svelte';
 import { MemoryStore } from '../../src/renderer/lib/stores/memory.svelte.ts';
 import { buildTimeline, duration } from '../../src/renderer/lib/timeline.ts';
-import { majorityOf, roundSlots, stepSummary } from '../../src/renderer/lib/training_view.ts';
+import { majorityOf, memberCurves, roundSlots, stepSummary } from '../../src/renderer/lib/training_view.ts';
 import { backpropWords } from '../../src/renderer/lib/memory_view.ts';
 import { TimelineStore } from '../../src/renderer/lib/stores/timeline.svelte.ts';
 import { TrainingStore } from '../../src/renderer/lib/stores/training.svelte.ts';
@@ -230,6 +230,31 @@ describe('the Training screen', () => {
     expect(acc.config.data.datasets.map((d) => d.label)).toEqual(['generalized accuracy (imdb)', 'always “neg”']);
     const strip = [...document.querySelectorAll('[data-testid="round-strip"] li')];
     expect(strip.map((li) => li.className.split(' ').filter((c) => c !== '' && !c.startsWith('svelte-')).sort().join(' '))).toEqual(['committed', 'committed retried', 'current']);
+  });
+
+  it('draws the other members’ own evaluations where their updates reported them', async () => {
+    const { api } = fakeApi({ dataSummary: () => ({ source: 's', kind: 'builtin', size: null, examples: 1, labels: [], balance: [], preview: [] }) });
+    const training = new TrainingStore(api);
+    training.rounds = [metric(0, 0.5), metric(1, 0.6)];
+    const timeline = new TimelineStore(api);
+    const items = (round: number) => [
+      { member: 'imdb', round, testLoss: 0.5, accuracy: 0.6 },
+      { member: 'yelp', round, testLoss: 0.4, accuracy: 0.7 },
+    ];
+    timeline.entries = [
+      { kind: 'evaluations', at: 1, round: 1, items: items(0) },
+      { kind: 'evaluations', at: 2, round: 2, items: items(1) },
+    ];
+    expect(memberCurves(timeline.entries, 'imdb')).toEqual([{ member: 'yelp', points: [{ round: 0, testLoss: 0.4, accuracy: 0.7 }, { round: 1, testLoss: 0.4, accuracy: 0.7 }] }]);
+    const federation = new FederationStore(api);
+    federation.status = { ...status, self: { id: 'a', name: 'imdb' } };
+    charts.length = 0;
+    mounted.push(mount(Training, { target: document.body, props: { federation, training, data: new DataStore(api), timeline } }));
+    await tick();
+    const labels = charts.flatMap((c) => c.config.data.datasets.map((d) => d.label));
+    expect(labels).toContain('test loss (yelp)');
+    expect(labels).toContain('yelp');
+    expect(document.querySelector('[data-testid="chart-accuracy"]')?.getAttribute('data-points')).toBe('4'); // imdb 0, 1 and yelp 0, 1
   });
 
   it('puts its figures in words', () => {

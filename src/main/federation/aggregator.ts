@@ -38,6 +38,8 @@ interface Collecting {
   expected: Set<string>;
   /** Members whose update was refused: the round does not wait for them. */
   refused: Set<string>;
+  /** The evaluation each counted update carried (its sender's newest committed round), for the app. */
+  evaluations: Map<string, { round: number; testLoss: number; accuracy: number | null }>;
 }
 
 export class Aggregator {
@@ -152,7 +154,7 @@ export class Aggregator {
       ...(ctx.committedSha !== undefined ? { committedSha256: ctx.committedSha } : {}),
       committedTerm: ctx.committedTerm,
     };
-    const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set(), refused: new Set() };
+    const c: Collecting = { term, round, plan, deadline, updates: new Map(), expected: new Set(), refused: new Set(), evaluations: new Map() };
     this.collecting = c;
     ctx.currentRound = round;
     ctx.emit('timeline', { kind: 'round-started', round, term, attempt: 1, aggregator: ctx.nameOf(ctx.peerId), participants: participants.map((p) => ctx.nameOf(p)) });
@@ -225,7 +227,8 @@ export class Aggregator {
     timing.aggregateMs = Date.now() - tAgg;
     const examples = updates.reduce((s, u) => s + u.numExamples, 0);
     const trainLoss = updates.reduce((s, u) => s + (Number.isFinite(u.loss) ? u.loss * u.numExamples : 0), 0) / examples;
-    const summary = { trainLoss: Number.isFinite(trainLoss) ? trainLoss : null, updates: updates.length, participants: participants.length, wallMs: Date.now() - t0 };
+    const evaluations = [...c.evaluations].slice(0, 24).map(([p, e]) => ({ member: ctx.nameOf(p).slice(0, 64), ...e }));
+    const summary = { trainLoss: Number.isFinite(trainLoss) ? trainLoss : null, updates: updates.length, participants: participants.length, wallMs: Date.now() - t0, ...(evaluations.length ? { evaluations } : {}) };
     const tCommit = Date.now();
     ctx.emit('timeline', { kind: 'phase', round, phase: 'committing' });
     await this.commitRound(term, cp, bytes, sha, summary);
@@ -233,6 +236,7 @@ export class Aggregator {
     timing.totalMs = Date.now() - t0;
     ctx.log(`round ${round} committed by a majority (${updates.length}/${participants.length} updates, ${sha.slice(0, 12)})`);
     ctx.emit('timeline', { kind: 'round-committed', round, term, aggregator: ctx.nameOf(ctx.peerId), participants: participants.length, updates: updates.length, members: [...c.updates.keys()].map((p) => ctx.nameOf(p)) });
+    if (evaluations.length) ctx.emit('timeline', { kind: 'evaluations', round, items: evaluations });
     void this.member
       .evaluate(round, { trainLoss, updates: updates.length, participants: participants.length, wallMs: Date.now() - t0 })
       .catch((e: unknown) => ctx.log(`evaluation of round ${round}: ${oneLine(e)}`));
@@ -321,6 +325,7 @@ export class Aggregator {
       const jvp = Array.from(new Float32Array(new Uint8Array(data).buffer));
       if (!jvp.every(Number.isFinite)) throw new Error('a jvp scalar has a non-finite value');
       c.updates.set(from, { client: from, units: [...assigned], numExamples: msg.numExamples, loss: msg.loss ?? NaN, jvp });
+      if (msg.evaluation) c.evaluations.set(from, msg.evaluation);
       return;
     }
     if (msg.kind === 'jvp') throw new Error('expected weights (per-epoch Spry), got jvp scalars');
@@ -329,5 +334,6 @@ export class Aggregator {
     const expected: TensorSpec[] = names.map((n) => bySpec.get(n)!);
     const weights = unpackWeights(msg.layout, data, expected);
     c.updates.set(from, { client: from, units: [...assigned], numExamples: msg.numExamples, loss: msg.loss ?? NaN, weights });
+    if (msg.evaluation) c.evaluations.set(from, msg.evaluation);
   }
 }

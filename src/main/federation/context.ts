@@ -187,7 +187,7 @@ export interface PeerEvents {
 export type PeerEventName = keyof PeerEvents;
 
 /** One entry of the round timeline; the interface checks it against TimelineEntry (src/shared/api.ts). */
-export type TimelineReport = { kind: 'round-started' | 'round-failed' | 'update-refused' | 'phase' | 'round-committed' } & Record<string, unknown>;
+export type TimelineReport = { kind: 'round-started' | 'round-failed' | 'update-refused' | 'phase' | 'round-committed' | 'evaluations' } & Record<string, unknown>;
 
 /** A member's copy of the aggregator's checkpoint: stored, not known to be committed yet. */
 export interface Staged {

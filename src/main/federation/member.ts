@@ -176,6 +176,7 @@ export class Member {
         // the aggregator's figures of the round (train loss, updates) go with this peer's evaluation
         const sm = this.summaries.get(round);
         this.summaries.clear();
+        if (sm?.evaluations?.length) ctx.emit('timeline', { kind: 'evaluations', round, items: sm.evaluations });
         const extra = sm ? { updates: sm.updates, participants: sm.participants, wallMs: sm.wallMs, ...(sm.trainLoss !== null ? { trainLoss: sm.trainLoss } : {}) } : {};
         void this.evaluate(round, extra).catch((e: unknown) => ctx.log(`evaluation of round ${round}: ${oneLine(e)}`));
         return;
@@ -294,7 +295,9 @@ export class Member {
     const init = ctx.init!;
     const settings = ctx.fed!.settings;
     const hp = HyperParams.parse(settings.hyperparameters ?? {});
-    const head = { type: 'update-submission' as const, term, round, units, numExamples: update.numExamples, loss: Number.isFinite(update.loss) ? update.loss : undefined, dtype: 'float32' as const };
+    const ev = ctx.lastMetric;
+    const evaluation = ev !== null && Number.isFinite(ev.testLoss) ? { evaluation: { round: ev.round, testLoss: ev.testLoss, accuracy: ev.accuracy } } : {};
+    const head = { type: 'update-submission' as const, term, round, units, numExamples: update.numExamples, loss: Number.isFinite(update.loss) ? update.loss : undefined, ...evaluation, dtype: 'float32' as const };
     if (perIteration(methodSpec(settings.method ?? 'spry'), hp)) {
       let jvp = Float32Array.from(update.jvp ?? []);
       if (ctx.options.tamperJvp) jvp = Float32Array.from(ctx.options.tamperJvp(round, jvp));

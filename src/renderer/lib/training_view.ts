@@ -34,3 +34,26 @@ export function stepSummary(steps: StepPoint[], retried: number[]): string {
   const retry = retried.length === 0 ? '' : `; round${retried.length > 1 ? 's' : ''} ${retried.join(', ')} ${retried.length > 1 ? 'were' : 'was'} retried: only the last attempt is drawn`;
   return `${steps.length} steps in ${rounds} round${rounds === 1 ? '' : 's'}${per > 0 ? ` (${per} per round)` : ''}, last loss ${steps.at(-1)!.loss.toFixed(4)}${retry}`;
 }
+
+export interface MemberCurve {
+  member: string;
+  points: { round: number; testLoss: number; accuracy: number | null }[];
+}
+
+/**
+ * The other members' evaluations on their own test splits, as their updates carried them (each
+ * update brings its sender's newest evaluated round); one curve per member, by round.
+ */
+export function memberCurves(entries: TimelineEntry[], self: string): MemberCurve[] {
+  const by = new Map<string, Map<number, { round: number; testLoss: number; accuracy: number | null }>>();
+  for (const e of entries) {
+    if (e.kind !== 'evaluations') continue;
+    for (const it of e.items) {
+      if (it.member === self) continue;
+      let m = by.get(it.member);
+      if (!m) by.set(it.member, (m = new Map()));
+      m.set(it.round, { round: it.round, testLoss: it.testLoss, accuracy: it.accuracy });
+    }
+  }
+  return [...by].map(([member, m]) => ({ member, points: [...m.values()].sort((a, b) => a.round - b.round) })).sort((a, b) => a.member.localeCompare(b.member));
+}

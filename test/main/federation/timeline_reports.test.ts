@@ -2,7 +2,7 @@
 // each round's start with its participants, its aggregation and commit phases, and the commit with
 // the members whose updates were counted; a refused update names the member and the reason. Every
 // report passes the interface's schema (src/shared/api.ts). A member that did not aggregate gets
-// the round's aggregate figures (train loss, updates) with the commit.
+// the round's aggregate figures (train loss, updates) and the members' own evaluations with the commit.
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { Harness, MODEL, leaderOf } from './harness.ts';
@@ -21,14 +21,28 @@ describe.skipIf(!existsSync(MODEL))('the aggregator’s timeline reports', () =>
     const leader = leaderOf([a!, b!])!;
     const aggregator = leader === a ? 'p0' : 'p1';
     // round 1 may have started before the listeners were on: look at round 2
-    const r2 = reports.filter((e) => e.round === 2).map((e) => `${e.kind}${e.phase ? ` ${String(e.phase)}` : ''}`);
+    const r2 = reports.filter((e) => e.round === 2 && e.kind !== 'evaluations').map((e) => `${e.kind}${e.phase ? ` ${String(e.phase)}` : ''}`);
     expect(r2).toEqual(['round-started', 'phase aggregating', 'phase committing', 'round-committed']);
     const started = reports.find((e) => e.kind === 'round-started' && e.round === 2)!;
-    expect(started).toMatchObject({ aggregator, participants: ['p0', 'p1'].sort() });
+    expect(started).toMatchObject({ aggregator });
+    expect([...(started.participants as string[])].sort()).toEqual(['p0', 'p1']); // in peer-id order
     const committed = reports.find((e) => e.kind === 'round-committed' && e.round === 2)!;
     expect(committed).toMatchObject({ aggregator, participants: 2, updates: 2 });
     expect([...(committed.members as string[])].sort()).toEqual(['p0', 'p1']);
     for (const e of reports) expect(checkTimelineEntry({ at: 1, ...e }), JSON.stringify(e)).not.toBe(null);
+
+    // each update carries its sender's newest evaluation (when one finished before it trained); the
+    // aggregator reports those of round 2's counted updates, and the member gets the same with the commit
+    const evals = reports.filter((e) => e.kind === 'evaluations' && e.round === 2);
+    expect(evals).toHaveLength(2);
+    expect(evals[0]!.items).toEqual(evals[1]!.items);
+    const items = evals[0]!.items as { member: string; round: number; testLoss: number; accuracy: number | null }[];
+    expect(items.length).toBeGreaterThan(0);
+    for (const i of items) {
+      expect(['p0', 'p1']).toContain(i.member);
+      expect(i.round).toBe(1);
+      expect(Number.isFinite(i.testLoss)).toBe(true);
+    }
 
     // the member that did not aggregate has the round's aggregate figures too
     const member = leader === a ? b! : a!;
