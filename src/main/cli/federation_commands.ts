@@ -223,7 +223,6 @@ export function federationCommands(program: Command): void {
   dataOptions(addressOptions(electionOption(join))).action(async (o) => {
     const code = await readCode(o.codeFile);
     const peer = await Peer.open({ dataDir: o.dataDir, listen: o.listen ?? [DEFAULT_LISTEN], announce: o.announce, log: logLine, ...(o.electionTimeout ? { electionTimeoutMs: o.electionTimeout } : {}) });
-    logLine(`this peer's id: ${peer.peerId}`);
     await peer.join(code, o.peerName, dataSpecOf(o, o.peerName));
     logLine(`joined "${peer.settings?.federationName}" as ${peer.peerId}`);
     await runUntilSignal(peer);

@@ -407,16 +407,25 @@ export class Membership {
   onMembersChange(before: readonly string[], after: readonly string[]): void {
     const node = this.ctx.node;
     if (node === null) return;
-    for (const id of after) {
-      if (before.includes(id) || id === this.ctx.peerId) continue;
-      const via = (this.ctx.fed?.settings.relays ?? []).filter((r) => !r.endsWith(`/p2p/${id}`)).map((r) => multiaddr(`${r}/p2p-circuit/p2p/${id}`));
-      if (via.length > 0) void node.peerStore.merge(peerIdFromString(id), { multiaddrs: via }).catch(() => {});
-    }
+    for (const id of after) if (!before.includes(id) && id !== this.ctx.peerId) void this.remember(node, id, []);
     for (const id of before) {
       if (after.includes(id) || id === this.ctx.peerId) continue;
       this.ctx.log(`${short(id)} is no longer a member: closing its connections`);
       void node.hangUp(peerIdFromString(id)).catch(() => {});
     }
+  }
+
+  /** Where member `id` can be dialed: its own addresses, and through every relay (behind a NAT). */
+  async remember(node: PeerNode, id: string, addresses: string[]): Promise<void> {
+    const addrs = addresses.flatMap((a) => {
+      try {
+        return [multiaddr(a)];
+      } catch {
+        return [];
+      }
+    });
+    for (const r of this.ctx.fed?.settings.relays ?? []) if (!r.endsWith(`/p2p/${id}`)) addrs.push(multiaddr(`${r}/p2p-circuit/p2p/${id}`));
+    if (addrs.length > 0) await node.peerStore.merge(peerIdFromString(id), { multiaddrs: addrs }).catch(() => {});
   }
 
   // ---- approvals and eviction -----------------------------------------------------------------

@@ -5,7 +5,6 @@
 //   member.ts      a member's round: announce, fetch, train, submit, stage, catch up, evaluate
 //   aggregator.ts  the elected leader's round: collect, aggregate, commit at a majority
 // How a round runs: aggregator.ts; how a newcomer joins: membership.ts.
-import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
 import type { z } from 'zod';
@@ -221,19 +220,7 @@ export class Peer {
     // Our own addresses may have changed (a random port): record them.
     const me = ctx.memberInfo.get(ctx.peerId);
     if (me !== undefined) ctx.memberInfo.set(ctx.peerId, { ...me, multiaddrs: ctx.addresses() });
-    for (const m of fed.members) {
-      if (m.peerId === ctx.peerId) continue;
-      const addrs = m.multiaddrs.flatMap((a) => {
-        try {
-          return [multiaddr(a)];
-        } catch {
-          return [];
-        }
-      });
-      // Through every relay too, for a member that cannot be dialed directly (behind a NAT).
-      for (const r of fed.settings.relays ?? []) if (!r.endsWith(`/p2p/${m.peerId}`)) addrs.push(multiaddr(`${r}/p2p-circuit/p2p/${m.peerId}`));
-      if (addrs.length > 0) await node.peerStore.merge(peerIdFromString(m.peerId), { multiaddrs: addrs }).catch(() => {});
-    }
+    for (const m of fed.members) if (m.peerId !== ctx.peerId) await this.membership.remember(node, m.peerId, m.multiaddrs);
     node.addEventListener('peer:identify', (evt) => this.membership.onIdentify(evt.detail.peerId.toString(), evt.detail.listenAddrs.map((a) => a.toString())));
     await this.registerHandlers(node);
     this.membership.attach(node);
