@@ -4,7 +4,7 @@
 // src/worker/models/model.ts lossOf computes it on TensorFlow.js.
 import type { Family, ModelDims, Task, TensorMap } from '../models/model.ts';
 import type { LoraConfig, TrainableSpec } from '../models/lora.ts';
-import { uniforms } from '../../shared/spry/rng.ts';
+import { philox4x32_10, seedKey } from '../../shared/spry/rng.ts';
 import { Graph, type Value } from './ir.ts';
 import { add, gather, logSoftmax, matmul, mul, neg, reduceSum, reshape, scale, transpose } from './ops.ts';
 
@@ -155,20 +155,37 @@ export function batchFeeds(model: IrModel, batch: HostBatch, causal: boolean): R
 }
 
 /**
- * LoRA dropout keep masks, scaled by 1/(1 − p), from Philox uniforms of (seed, site): the same
- * seed gives the same masks on every machine. (TensorFlow.js draws its own masks: same rate,
- * other bits, so the two engines agree exactly only without dropout.)
+ * LoRA dropout keep masks, scaled by 1/(1 − p): the same seed gives the same masks on every
+ * machine. Each site's stream is xoshiro128** seeded by a Philox block of (seed, site): Philox per
+ * element cost 45 ms a step on the 4-layer × 256 GPT-2, xoshiro 1/20 of that. (TensorFlow.js draws
+ * its own masks: same rate, other bits, so the two engines agree exactly only without dropout.)
  */
 export function dropoutFeeds(sites: { name: string; features: number }[], b: number, t: number, rate: number, seed: number): Record<string, { data: Float32Array; shape: number[] }> {
   const out: Record<string, { data: Float32Array; shape: number[] }> = {};
+  const keep = 1 / (1 - rate);
+  const cut = Math.floor(rate * 2 ** 24); // keep when the top 24 bits are at least rate·2^24
+  const key = seedKey(seed);
   sites.forEach(({ name, features }, i) => {
-    const u = uniforms(seed, i, b * t * features);
-    const keep = 1 / (1 - rate);
-    for (let j = 0; j < u.length; j++) u[j] = u[j] >= rate ? keep : 0;
-    out[name] = { data: u, shape: [b, t, features] };
+    let [s0, s1, s2, s3] = philox4x32_10([0, 0, i, 0x64726f70 /* "drop" */], key);
+    if ((s0 | s1 | s2 | s3) === 0) s0 = 1; // xoshiro's one forbidden state
+    const mask = new Float32Array(b * t * features);
+    for (let j = 0; j < mask.length; j++) {
+      const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      const u = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= u;
+      s3 = rotl(s3, 11);
+      mask[j] = r >>> 8 >= cut ? keep : 0;
+    }
+    out[name] = { data: mask, shape: [b, t, features] };
   });
   return out;
 }
+
+const rotl = (x: number, k: number) => (x << k) | (x >>> (32 - k));
 
 /** A base weight by (HF) name with a shape check, so a wrong checkpoint fails with one clear line. */
 export function weightOf(tensors: TensorMap, name: string, shape: number[]): Float32Array {
