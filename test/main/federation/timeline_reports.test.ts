@@ -19,12 +19,13 @@ describe.skipIf(!existsSync(MODEL))('the aggregator’s timeline reports', () =>
     const offs = [a!, b!].map((p) => p.on('timeline', (e) => reports.push(e)));
     await h.until('two rounds committed at both', () => [a!, b!].every((p) => p.status().committedRound >= 2), 90_000);
     const leader = leaderOf([a!, b!])!;
-    const aggregator = leader === a ? 'p0' : 'p1';
     // round 1 may have started before the listeners were on: look at round 2
     const r2 = reports.filter((e) => e.round === 2 && e.kind !== 'evaluations').map((e) => `${e.kind}${e.phase ? ` ${String(e.phase)}` : ''}`);
     expect(r2).toEqual(['round-started', 'phase aggregating', 'phase committing', 'round-committed']);
     const started = reports.find((e) => e.kind === 'round-started' && e.round === 2)!;
-    expect(started).toMatchObject({ aggregator });
+    // whoever led round 2 (on a busy machine leadership may have moved on since)
+    const aggregator = started.aggregator;
+    expect(['p0', 'p1']).toContain(aggregator);
     expect([...(started.participants as string[])].sort()).toEqual(['p0', 'p1']); // in peer-id order
     const committed = reports.find((e) => e.kind === 'round-committed' && e.round === 2)!;
     expect(committed).toMatchObject({ aggregator, participants: 2, updates: 2 });
