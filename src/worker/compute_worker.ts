@@ -18,6 +18,7 @@ import type { EncodedSet } from './spry/batching.ts';
 import { loadTaskData } from './data/task_data.ts';
 import { encodeExamples } from './data/batches.ts';
 import type { Example } from './data/examples.ts';
+import type { TensorMap } from './models/model.ts';
 import { DataSpec, type LocalFinetune, ModelSpec, type MemorySample, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
 import type { Weights } from '../shared/units.ts';
 import { methodSpec } from '../shared/methods.ts';
@@ -70,7 +71,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       if (!loaded.tokenizer) throw new Error(`${spec.model} has no tokenizer.json`);
       model?.dispose();
       model = loaded.model;
-      const engine = await startEngine(loaded.config, `${loaded.dir}#${++loads}`);
+      const engine = await startEngine(loaded.config, loaded.tensors, `${loaded.dir}#${++loads}`);
       clients.clear();
       for (const c of data.clients)
         clients.set(c.id, { train: encode(loaded.tokenizer, c.train, spec.maxLength), test: encode(loaded.tokenizer, c.test, spec.maxLength) });
@@ -115,14 +116,14 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
  * ported, FEDFORWARD_ENGINE=tfjs asks for TensorFlow.js, or no execution provider starts (the
  * forward gradients then run on TensorFlow.js, as before). Threads: the pool's share of the cores.
  */
-async function startEngine(config: Record<string, unknown>, key: string): Promise<string | null> {
+async function startEngine(config: Record<string, unknown>, tensors: TensorMap, key: string): Promise<string | null> {
   runner = null;
   if (process.env.FEDFORWARD_ENGINE === 'tfjs') return null;
   const threads = (workerData as { threads?: number } | null)?.threads;
   if (threads) setThreads(threads);
   try {
     const info = await initEngine();
-    runner = runnerFor(model!, config, key);
+    runner = runnerFor(model!, config, tensors, key);
     return runner && info.detail;
   } catch (e) {
     return `ONNX Runtime unavailable (${oneLine(e)})`;

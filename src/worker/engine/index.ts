@@ -18,10 +18,12 @@ export function irModel(config: Record<string, unknown>, tensors: TensorMap, tas
   return make ? make(config, tensors, task, lora) : null;
 }
 
-/** A runner over the same base weights, task and adapter as a loaded TensorFlow.js model. */
-export function runnerFor(model: Model, config: Record<string, unknown>, key: string): Runner | null {
-  const tensors: TensorMap = new Map();
-  for (const [name, t] of model.base) tensors.set(name, { shape: t.shape, data: t.dataSync() as Float32Array });
+/**
+ * A runner with the same task and adapter as a loaded TensorFlow.js model, over the checkpoint's
+ * tensors as read from disk (Hugging Face layout: the TensorFlow.js families keep some weights
+ * transposed, so their copies are not the checkpoint's).
+ */
+export function runnerFor(model: Model, config: Record<string, unknown>, tensors: TensorMap, key: string): Runner | null {
   const ir = irModel(config, tensors, model.task, model.lora);
   return ir && new Runner(ir, key);
 }

@@ -46,11 +46,13 @@ export interface LoadedModel {
   model: Model;
   tokenizer: Tokenizer | null;
   config: Record<string, unknown>;
+  /** the checkpoint's tensors as read (Hugging Face names and layout) */
+  tensors: TensorMap;
   dir: string;
 }
 
 /** Load a Hugging Face directory from disk (never downloads). */
 export async function loadModel(dir: string, task: Task, lora: Partial<LoraConfig> = {}): Promise<LoadedModel> {
   const hf = await loadHfDir(dir);
-  return { model: createModel(hf.config, hf.tensors, task, lora), tokenizer: hf.tokenizer, config: hf.config, dir: hf.dir };
+  return { model: createModel(hf.config, hf.tensors, task, lora), tokenizer: hf.tokenizer, config: hf.config, tensors: hf.tensors, dir: hf.dir };
 }

@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { createModel } from '../../../src/worker/models/index.ts';
-import { randomCheckpoint } from '../../../src/worker/models/random.ts';
+import { type RandomShape, randomCheckpoint } from '../../../src/worker/models/random.ts';
 import { localTrain } from '../../../src/worker/spry/client.ts';
 import { runnerFor } from '../../../src/worker/engine/index.ts';
 import { initEngine } from '../../../src/worker/engine/session.ts';
@@ -17,10 +17,12 @@ beforeAll(async () => {
   await initEngine('cpu');
 });
 
-function setup(dropout: number) {
-  const { config, tensors } = randomCheckpoint(SHAPE, 5);
-  const model = createModel(config, tensors, CLS, { r: 1, alpha: 1, dropout, targetModules: TARGETS });
-  const runner = runnerFor(model, config, `random/${dropout}`)!;
+const LLAMA: RandomShape = { family: 'llama', layers: 2, hidden: 16, heads: 4, kvHeads: 2, intermediate: 24, vocab: 29, positions: 16 };
+
+function setup(dropout: number, shape: RandomShape = SHAPE, targets = TARGETS) {
+  const { config, tensors } = randomCheckpoint(shape, 5);
+  const model = createModel(config, tensors, CLS, { r: 1, alpha: 1, dropout, targetModules: targets });
+  const runner = runnerFor(model, config, tensors, `random/${shape.family}/${dropout}`)!;
   const task = {
     client: 'c0',
     roundSeed: 'engine-client',
@@ -33,8 +35,9 @@ function setup(dropout: number) {
 }
 
 describe('Spry local training with forward gradients on ONNX Runtime', () => {
-  it('gives the TensorFlow.js update (no dropout) to float32 precision', async () => {
-    const { model, runner, task } = setup(0);
+  for (const [family, shape, targets] of [['gpt2', SHAPE, TARGETS], ['llama (grouped-query heads)', LLAMA, ['q_proj', 'k_proj', 'v_proj']]] as const)
+  it(`gives the TensorFlow.js update (no dropout) to float32 precision: ${family}`, async () => {
+    const { model, runner, task } = setup(0, shape, [...targets]);
     const data = clientData('c0');
     const ort = await localTrain(model, task, data, undefined, runner);
     const tfjs = await localTrain(model, task, data);
