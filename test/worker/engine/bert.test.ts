@@ -29,10 +29,13 @@ beforeAll(async () => {
   await initEngine('cpu');
 });
 
-for (const type of ['bert', 'roberta'] as const)
-  describe(`${type} on ONNX Runtime against the TensorFlow.js encoder (random weights, right padding)`, () => {
+for (const [type, bare] of [['bert', false], ['roberta', false], ['bert', true]] as const)
+  describe(`${type}${bare ? ' (a bare BertModel checkpoint)' : ''} on ONNX Runtime against the TensorFlow.js encoder (random weights, right padding)`, () => {
     it('logits, loss and jvp agree with tfjs; jvp equals reverse mode ∇f·v', async () => {
-      const { config, tensors } = randomCheckpoint({ family: 'bert', layers: 2, hidden: 32, heads: 4, vocab: 60, positions: 40 }, 4);
+      const checkpoint = randomCheckpoint({ family: 'bert', layers: 2, hidden: 32, heads: 4, vocab: 60, positions: 40 }, 4);
+      const config = checkpoint.config;
+      // a bare BertModel stores its tensors without the "bert." prefix
+      const tensors = bare ? new Map([...checkpoint.tensors].map(([k, v]) => [k.replace(/^bert\./, ''), v])) : checkpoint.tensors;
       if (type === 'roberta') Object.assign(config, { model_type: 'roberta', pad_token_id: 1 });
       const task = { kind: 'classification', numLabels: 2 } as const;
       const lora = { r: 2, alpha: 4, dropout: 0, targetModules: ['query', 'value', 'intermediate.dense'] };

@@ -36,11 +36,14 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
   if (!approximate) throw new Error(`config.json: hidden_act "${act}" is not supported (gelu, gelu_new, gelu_pytorch_tanh)`);
   // BertForSequenceClassification / RobertaFor* prefix the encoder; a bare BertModel has no prefix
   const prefix = ['bert.', 'roberta.', ''].find((p) => tensors.has(`${p}embeddings.word_embeddings.weight`)) ?? `${modelType}.`;
+  // LoRA modules are named as in the task model PEFT wraps ("bert.encoder…"), as the TensorFlow.js
+  // family names them, whatever the checkpoint's own prefix
+  const modules = prefix === '' ? `${modelType}.` : prefix;
 
   const trainable = adapterSpecs(
     lora,
     layers,
-    (i) => `${prefix}encoder.layer.${i}`,
+    (i) => `${modules}encoder.layer.${i}`,
     [
       ['attention.self.query', d, d],
       ['attention.self.key', d, d],
@@ -49,7 +52,7 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
       ['intermediate.dense', d, ff],
       ['output.dense', ff, d],
     ],
-    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${prefix}embeddings.${e}`).concat('classifier'),
+    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${modules}embeddings.${e}`).concat('classifier'),
   );
   trainable.push(
     { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
@@ -114,7 +117,7 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
     let h = ln(add(add(gather(c(words), inp.ids, 0), gather(c(positions), pos, 0)), slice(c(types), 0, 0, 1)), embLn);
     for (let i = 0; i < layers; i++) {
       const blk = blocks[i];
-      const ll = (x: Value, l: { w: W; b: W }, path: string) => loraLinear(inp, model, x, c(l.w), c(l.b), `${prefix}encoder.layer.${i}.${path}`);
+      const ll = (x: Value, l: { w: W; b: W }, path: string) => loraLinear(inp, model, x, c(l.w), c(l.b), `${modules}encoder.layer.${i}.${path}`);
       const q = split(ll(h, blk.query, 'attention.self.query'));
       const k = split(ll(h, blk.key, 'attention.self.key'));
       const v = split(ll(h, blk.value, 'attention.self.value'));
