@@ -92,6 +92,7 @@ export const API_ARGS = {
   revokeInvite: z.tuple([inviteId]),
   listPending: z.tuple([]),
   approveJoin: z.tuple([PeerIdArg]),
+  removeMember: z.tuple([PeerIdArg]),
   start: z.tuple([]),
   pause: z.tuple([]),
   resume: z.tuple([]),
@@ -305,6 +306,7 @@ export interface ApiResults {
   revokeInvite: InviteInfo[];
   listPending: PendingInfo[];
   approveJoin: PendingInfo[];
+  removeMember: StatusInfo;
   start: StatusInfo;
   pause: StatusInfo;
   resume: StatusInfo;

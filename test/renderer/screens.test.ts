@@ -188,6 +188,22 @@ describe('Federation', () => {
     expect(rows[1]).toContain('trains on its own machine');
   });
 
+  it('removes a member only after a second click, and never offers to remove this peer', async () => {
+    const other = status.members.find((m) => !m.self)!;
+    const { api, calls } = fakeApi({ removeMember: () => ({ ...status, members: status.members.filter((m) => m.id !== other.id) }) });
+    const federation = new FederationStore(api);
+    federation.status = status;
+    mounted.push(mount(Federation, { target: document.body, props: { federation } }));
+    expect(document.querySelectorAll('button[aria-label^="Remove "]')).toHaveLength(status.members.filter((m) => !m.self).length);
+    (document.querySelector(`button[aria-label="Remove ${other.name}"]`) as HTMLElement).click();
+    await tick();
+    expect(calls).toEqual([]); // asks first
+    (document.querySelector('[role="group"] button.danger') as HTMLElement).click();
+    await tick();
+    expect(calls).toEqual([['removeMember', [other.id]]]);
+    expect(document.querySelector('[data-testid="members"]')?.textContent).not.toContain(other.name);
+  });
+
   it('lists newcomers waiting for approval, and approves one', async () => {
     const pending = { peerId: '12D3KooWGzh8Jpe4sT2b3vq5RfsYxo8BfkJVqg4Ha5u6p6DPS3BH', name: 'amazon', inviteId: 'i', at: 0, approved: false };
     const { api, calls } = fakeApi({ approveJoin: () => [{ ...pending, approved: true }] });

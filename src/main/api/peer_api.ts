@@ -382,6 +382,12 @@ export class PeerApiImpl implements PeerApi {
     return this.listPending();
   }
 
+  /** Evict a member: every member hangs up on it, it cannot connect again, and it gets no further rounds. */
+  async removeMember(peerId: string): Promise<StatusInfo> {
+    await this.peer.remove(peerId);
+    return this.status();
+  }
+
   async revokeInvite(id: string): Promise<InviteInfo[]> {
     const table = new InviteTable(await this.readInvites());
     if (!table.revoke(id)) throw new Error('no invite with that id');

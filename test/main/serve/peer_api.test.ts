@@ -166,6 +166,13 @@ describe('the peer API on a created (not started) federation', () => {
     expect(pushed).toEqual([expect.objectContaining({ round: 1, testLoss: 0.5, accuracy: 0.75 })]);
   });
 
+  it('removeMember reaches the membership, whose refusal comes back in one line', async () => {
+    const { api, peer } = await open();
+    await peer.create(createSettings);
+    // a created peer that is not running cannot evict anyone (membership.test.ts evicts for real)
+    await expect(api.removeMember('12D3KooWGzh8Jpe4sT2b3vq5RfsYxo8BfkJVqg4Ha5u6p6DPS3BH')).rejects.toThrow(/not running; start it, then remove/);
+  });
+
   it('puts a collapse on the timeline, by the shared rule: one class predicted, or worse than round 0', async () => {
     const { api, peer, events } = await open();
     await peer.create(createSettings);

@@ -74,6 +74,10 @@ export class FederationStore {
     });
   }
 
+  remove(peerId: string): Promise<string | null> {
+    return this.act(async () => void (this.status = await this.api.call('removeMember', peerId)));
+  }
+
   start(): Promise<string | null> {
     return this.act(async () => void (this.status = await this.api.call('start')));
   }
