@@ -4,11 +4,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path, { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomCheckpoint } from '../../src/worker/models/random.ts';
+import { EMBEDDED_MODEL_DIR } from '../../src/worker/models/embedded.ts';
 import { createModel } from '../../src/worker/models/index.ts';
 import { initBackend } from '../../src/worker/backend.ts';
 import { writeSafetensorsFile } from '../../src/worker/io/safetensors.ts';
@@ -83,6 +84,9 @@ describe('generate --adapter with an exported PEFT adapter', () => {
     const dataDir = path.join(tmp, 'peer');
     const peer = await Peer.open({ dataDir });
     const lora = { r: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] };
+    // create asks for a tokenizer (every member encodes its data); it goes again below, so that the
+    // base is a checkpoint without one, on which --ids works and --prompt refuses
+    await copyFile(path.join(EMBEDDED_MODEL_DIR, 'tokenizer.json'), path.join(base, 'tokenizer.json'));
     const settings = await peer.create({ name: 'F', peerName: 'org', model: { model: base, lora }, data: { source: data, split: { kind: 'local', client: 'org' }, seed: 0, limit: 0 }, rounds: 1, minMembers: 1 });
     await initBackend('cpu');
     const m = createModel(config, tensors, { kind: 'causal-lm' }, lora);
@@ -107,6 +111,7 @@ describe('generate --adapter with an exported PEFT adapter', () => {
     await clsPeer.dir.commitCheckpoint(1, serializeCheckpoint({ round: 1, globals: clsGlobals, server: emptyServerState() }, clsSettings.federationId));
     clsAdapter = (await exportRound({ dataDir: clsDir, out: path.join(tmp, 'cls-adapter'), labels: ['neg', 'pos', 'mixed'] })).dir;
     clsMerged = (await exportRound({ dataDir: clsDir, out: path.join(tmp, 'cls-merged'), merged: true })).dir;
+    await rm(path.join(base, 'tokenizer.json'));
   });
   afterAll(async () => {
     if (tmp) await rm(tmp, { recursive: true, force: true });

@@ -93,6 +93,10 @@ export async function checkModelFiles(dir: string): Promise<void> {
     throw new Error(`the model at ${dir}: ${(e as Error).message}`);
   }
   if (shapes.size === 0) throw new Error(`the model at ${dir} has no tensors`);
+  // every member tokenizes its own data with the model's tokenizer: tokenizer.json, or GPT-2's legacy pair
+  const has = (f: string) => stat(path.join(dir, f)).then(() => true, () => false);
+  if (!(await has('tokenizer.json')) && !((await has('vocab.json')) && (await has('merges.txt'))))
+    throw new Error(`the model at ${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt)`);
   const hidden = first(config, ['hidden_size', 'n_embd', 'd_model', 'dim']);
   const vocab = first(config, ['vocab_size']);
   const layers = first(config, ['num_hidden_layers', 'n_layer', 'num_layers']);

@@ -3,11 +3,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomCheckpoint } from '../../../src/worker/models/random.ts';
+import { EMBEDDED_MODEL_DIR } from '../../../src/worker/models/embedded.ts';
 import { createModel } from '../../../src/worker/models/index.ts';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { writeSafetensorsFile } from '../../../src/worker/io/safetensors.ts';
@@ -34,6 +35,7 @@ beforeAll(async () => {
   const { config, tensors } = randomCheckpoint({ family: 'llama', layers: 1, hidden: 8, heads: 2, vocab: 20, positions: 8, intermediate: 12 }, 1);
   await writeSafetensorsFile(path.join(model, 'model.safetensors'), new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
   await writeFile(path.join(model, 'config.json'), JSON.stringify(config));
+  await copyFile(path.join(EMBEDDED_MODEL_DIR, 'tokenizer.json'), path.join(model, 'tokenizer.json')); // create asks for one
   const data = path.join(tmp, 'data.csv');
   await writeFile(data, 'text,label\na,x\nb,y\nc,z\n');
   dataDir = path.join(tmp, 'peer');
@@ -63,7 +65,7 @@ describe('fedforward export', () => {
     expect(merged.code).toBe(0);
     const r = JSON.parse(merged.stdout) as { round: number; merged: boolean; dir: string; files: string[]; task: string };
     expect(r).toMatchObject({ round: 1, merged: true, dir: out, task: 'classification' });
-    expect(r.files.map((f) => path.basename(f))).toEqual(['model.safetensors', 'config.json']);
+    expect(r.files.map((f) => path.basename(f))).toEqual(['model.safetensors', 'config.json', 'tokenizer.json']); // the base model's tokenizer comes along
     const config = JSON.parse(await readFile(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(config).toMatchObject({ architectures: ['LlamaForSequenceClassification'], num_labels: 3, id2label: { 0: 'x', 1: 'y', 2: 'z' } });
 

@@ -44,6 +44,10 @@ describe.skipIf(!HAS_FIXTURES)('model files', () => {
     await writeFile(path.join(misfit, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: (config.num_hidden_layers ?? config.n_layer ?? 1) + 1 }));
     await expect(checkModelFiles(misfit)).rejects.toThrow(/config\.json says/);
 
+    const untokenized = await modelCopy();
+    await rm(path.join(untokenized, 'tokenizer.json'));
+    await expect(checkModelFiles(untokenized)).rejects.toThrow(/^the model at .* has no tokenizer \(tokenizer\.json, or vocab\.json \+ merges\.txt\)$/);
+
     // create refuses it before writing anything.
     const p = await h.newPeer('badmodel');
     await expect(

@@ -3,7 +3,7 @@
 // and memory events, the invite table read and revoked, and export (PEFT and merged) as a task
 // with progress events and cancel.
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { PeerApiImpl } from '../../../src/main/api/peer_api.ts';
 import { validatedApi } from '../../../src/main/api/validate.ts';
 import type { ApiEventName, ProgressEvent } from '../../../src/shared/api.ts';
 import { randomCheckpoint } from '../../../src/worker/models/random.ts';
+import { EMBEDDED_MODEL_DIR } from '../../../src/worker/models/embedded.ts';
 import { createModel } from '../../../src/worker/models/index.ts';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { writeSafetensorsFile } from '../../../src/worker/io/safetensors.ts';
@@ -216,6 +217,7 @@ describe('the peer API on a created (not started) federation', () => {
     const { config, tensors } = randomCheckpoint({ family: 'gpt2', layers: 1, hidden: 8, heads: 2, vocab: 20, positions: 8, intermediate: 12 }, 3);
     await writeSafetensorsFile(path.join(modelDir, 'model.safetensors'), new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
     await writeFile(path.join(modelDir, 'config.json'), JSON.stringify(config));
+    await copyFile(path.join(EMBEDDED_MODEL_DIR, 'tokenizer.json'), path.join(modelDir, 'tokenizer.json')); // create asks for one
     const file = path.join(dir, 'mine.jsonl');
     await writeFile(file, ['pos', 'neg', 'pos'].map((l, i) => JSON.stringify({ text: `t${i}`, label: l })).join('\n') + '\n');
     const settings = await peer.create({ ...createSettings, model: { model: modelDir, lora: { r: 2, alpha: 2, targetModules: ['c_attn'] } }, data: { source: file, split: { kind: 'local', client: 'imdb' }, seed: 0, limit: 0 } });
