@@ -110,9 +110,10 @@ export class Runner {
     if (dirs.size === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
     const names = this.tangentSet([...dirs.keys()]);
     const drop = this.dropout(dropoutSeed);
-    const s = await session(this.sessionKey('jvp', drop, names), () => {
+    const stack = process.env.FEDFORWARD_STACK_MATMULS === '1';
+    const s = await session(this.sessionKey(stack ? 'jvp-stacked' : 'jvp', drop, names), () => {
       const t = this.model.trace(drop);
-      const j = jvpGraph(t.graph, [t.loss], names);
+      const j = jvpGraph(t.graph, [t.loss], names, { stack });
       return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! });
     });
     const extra: Record<string, { data: Float32Array; shape: number[] }> = {};
