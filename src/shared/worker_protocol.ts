@@ -76,7 +76,9 @@ export interface MemorySample {
 export type WorkerRequest =
   | { id: number; type: 'init'; model: ModelSpec; data: DataSpec }
   | { id: number; type: 'train'; client: string; roundSeed: string; method: MethodName; hp: HyperParams; units: string[]; globals: Weights }
-  | { id: number; type: 'evaluate'; client: string; globals: Weights; batchSize: number; finetune?: LocalFinetune };
+  | { id: number; type: 'evaluate'; client: string; globals: Weights; batchSize: number; finetune?: LocalFinetune }
+  /** let the compute in flight finish and release the engine, before the thread is terminated */
+  | { id: number; type: 'close' };
 
 /**
  * Personalised evaluation (the paper's "accuracy after local finetuning"): before evaluating, the
@@ -93,4 +95,5 @@ export type WorkerReply =
   | { id: number; type: 'train'; result: ClientUpdate; memory: MemorySample; ms: number }
   | { id: number; type: 'evaluate'; result: EvalCounts; memory: MemorySample }
   | { id: number; type: 'progress'; client: string; step: number; steps: number; loss: number; memory: MemorySample }
+  | { id: number; type: 'closed' }
   | { id: number; type: 'error'; message: string };

@@ -12,7 +12,7 @@ import type { Model } from './models/model.ts';
 import type { Tokenizer } from './io/tokenizer.ts';
 import { localTrain } from './spry/client.ts';
 import { type Runner, runnerFor } from './engine/index.ts';
-import { initEngine, setThreads } from './engine/session.ts';
+import { closeEngine, initEngine, setThreads } from './engine/session.ts';
 import { evaluate } from './spry/evaluate.ts';
 import type { EncodedSet } from './spry/batching.ts';
 import { loadTaskData } from './data/task_data.ts';
@@ -102,6 +102,9 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       );
       return { id: req.id, type: 'train', result, memory: memory(), ms: performance.now() - t0 };
     }
+    case 'close':
+      await closeEngine();
+      return { id: req.id, type: 'closed' };
     case 'evaluate': {
       const c = need(req.client);
       const globals = req.finetune ? await finetuned(req.client, req.globals, req.finetune, c.train) : req.globals;

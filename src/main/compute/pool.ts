@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DataSpec, InitReply, ModelSpec, WorkerReply, WorkerRequest } from '../../shared/worker_protocol.ts';
 
-type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void; onProgress?: (r: WorkerReply & { type: 'progress' }) => void };
+type Pending = { worker: Worker; resolve: (r: WorkerReply) => void; reject: (e: Error) => void; onProgress?: (r: WorkerReply & { type: 'progress' }) => void };
 type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 // From the sources (Node strips the types), or beside the bundled main process in the app.
@@ -20,6 +20,7 @@ export class ComputePool {
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #failed: Error | null = null;
+  #closing = false;
 
   constructor(size: number) {
     this.size = Math.max(1, size);
@@ -29,7 +30,9 @@ export class ComputePool {
       w.on('message', (m: WorkerReply) => this.#onMessage(m));
       w.on('error', (e) => this.#fail(new Error(`compute worker crashed: ${e.message}`)));
       w.on('exit', (code) => {
-        if (code !== 0) this.#fail(new Error(`compute worker exited with code ${code}`));
+        // a worker closed on purpose ends only its own requests; one that dies fails the pool
+        if (this.#closing) this.#rejectOf(w, new Error('the compute pool is shutting down'));
+        else if (code !== 0) this.#fail(new Error(`compute worker exited with code ${code}`));
       });
       this.#workers.push(w);
       this.#idle.push(w);
@@ -53,8 +56,19 @@ export class ComputePool {
     }
   }
 
+  /**
+   * Stop the workers. Each is first asked to let its ONNX Runtime work in flight finish (a thread
+   * terminated under a running session takes the whole process down), then terminated; a worker
+   * busy with a long request is not waited for beyond that request's current step.
+   */
   async close(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => w.terminate()));
+    this.#closing = true;
+    await Promise.all(
+      this.#workers.map(async (w) => {
+        if (!this.#failed) await this.#send(w, { type: 'close' }).catch(() => {});
+        await w.terminate();
+      }),
+    );
   }
 
   #acquire(): Promise<Worker> {
@@ -67,7 +81,7 @@ export class ComputePool {
     if (this.#failed) return Promise.reject(this.#failed);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, onProgress });
+      this.#pending.set(id, { worker: w, resolve, reject, onProgress });
       w.postMessage({ ...req, id });
     });
   }
@@ -76,12 +90,21 @@ export class ComputePool {
     const p = this.#pending.get(m.id);
     if (m.type === 'progress') return p?.onProgress?.(m);
     if (!p) {
-      if (m.type === 'error') this.#fail(new Error(m.message));
+      // an error no request owns: the worker's own failure (ignored once it is being closed)
+      if (m.type === 'error' && !this.#closing) this.#fail(new Error(m.message));
       return;
     }
     this.#pending.delete(m.id);
     if (m.type === 'error') p.reject(new Error(m.message));
     else p.resolve(m);
+  }
+
+  #rejectOf(w: Worker, e: Error): void {
+    for (const [id, p] of this.#pending)
+      if (p.worker === w) {
+        this.#pending.delete(id);
+        p.reject(e);
+      }
   }
 
   #fail(e: Error): void {

@@ -9,7 +9,7 @@ import { batchFeeds, dropoutFeeds } from './model.ts';
 import { jvpGraph, tangentName } from './jvp.ts';
 import { grad } from './vjp.ts';
 import { toOnnx } from './onnx.ts';
-import { ort, session } from './session.ts';
+import { ort, run, session } from './session.ts';
 
 export type HostValues = Map<string, Float32Array>;
 
@@ -70,7 +70,7 @@ export class Runner {
       const t = this.model.trace(false);
       return toOnnx(t.graph, { logits: t.logits });
     });
-    const out = await s.run(this.feeds(s, batch, values, null));
+    const out = await run(s, this.feeds(s, batch, values, null));
     return out.logits.data as Float32Array;
   }
 
@@ -81,7 +81,7 @@ export class Runner {
       const t = this.model.trace(drop);
       return toOnnx(t.graph, { loss: t.loss });
     });
-    const out = await s.run(this.feeds(s, batch, values, dropoutSeed));
+    const out = await run(s, this.feeds(s, batch, values, dropoutSeed));
     return (out.loss.data as Float32Array)[0];
   }
 
@@ -121,7 +121,7 @@ export class Runner {
       const shape = this.model.trainable.find((x) => x.name === n)!.shape;
       extra[tangentName(n)] = { data: dirs.get(n) ?? new Float32Array(k * shape.reduce((a, b) => a * b, 1)), shape: [k, ...shape] };
     }
-    const out = await s.run(this.feeds(s, batch, values, dropoutSeed, extra));
+    const out = await run(s, this.feeds(s, batch, values, dropoutSeed, extra));
     return { loss: (out.loss.data as Float32Array)[0], jvp: Array.from(out.jvp.data as Float32Array) };
   }
 
@@ -145,7 +145,7 @@ export class Runner {
       const gs = grad(t.loss, sorted.map((n) => t.adapter.get(n)!));
       return toOnnx(t.graph, { loss: t.loss, ...Object.fromEntries(sorted.map((n, i) => [`grad:${n}`, gs[i]])) });
     });
-    const out = await s.run(this.feeds(s, batch, values, dropoutSeed));
+    const out = await run(s, this.feeds(s, batch, values, dropoutSeed));
     return { loss: (out.loss.data as Float32Array)[0], grads: new Map(names.map((n) => [n, out[`grad:${n}`].data as Float32Array])) };
   }
 }

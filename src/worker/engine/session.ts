@@ -23,6 +23,9 @@ export interface EngineInfo {
 let chosen: EngineInfo | null = null;
 let threads = os.availableParallelism();
 const cache = new Map<string, Promise<ort.InferenceSession>>();
+/** runs in flight, and whether the engine is shutting down (see closeEngine) */
+const running = new Set<Promise<unknown>>();
+let closing = false;
 /** sessions kept at once: each holds its own copy of the (prepacked) weights */
 const MAX_SESSIONS = 4;
 
@@ -108,8 +111,31 @@ function clearSessions(): void {
   cache.clear();
 }
 
+/**
+ * Run a session, counted as in flight. A worker thread terminated while ONNX Runtime still runs
+ * for it ends the whole process ("terminate called after throwing an instance of Napi::Error"),
+ * so closeEngine() waits for these before the thread goes.
+ */
+export function run(s: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType> {
+  if (closing) return Promise.reject(new Error('the compute engine is shutting down'));
+  const r = s.run(feeds);
+  running.add(r);
+  const done = () => running.delete(r);
+  r.then(done, done);
+  return r;
+}
+
+/** Refuse new runs, let the ones in flight finish, and release every session. */
+export async function closeEngine(): Promise<void> {
+  closing = true;
+  await Promise.allSettled([...running]);
+  await Promise.allSettled([...cache.values()].map((s) => s.then((x) => x.release())));
+  cache.clear();
+}
+
 /** The session for `key`, built from `build()` on first use and kept (least recently used goes first). */
 export function session(key: string, build: () => Emitted): Promise<ort.InferenceSession> {
+  if (closing) return Promise.reject(new Error('the compute engine is shutting down'));
   let s = cache.get(key);
   if (s) {
     cache.delete(key);
