@@ -46,6 +46,6 @@ export function detectCollapse(round: number, testLoss: number, baseline: number
 /** The one-line warning. */
 export function describeCollapse(c: Collapse): string {
   return c.kind === 'one-class'
-    ? `round ${c.round}: the adapter predicts one class ("${c.label}") for ${(100 * c.share).toFixed(0)} % of the test examples (a collapse: try a smaller server learning rate or more clients per round)`
+    ? `round ${c.round}: the adapter predicts one class ("${c.label}") for ${(100 * c.share).toFixed(0)} % of the test examples (it does not tell the classes apart)`
     : `round ${c.round}: test loss ${c.testLoss.toFixed(4)} is above the untrained adapter's ${c.baseline.toFixed(4)} (the adapter is getting worse)`;
 }
