@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Dual, add, constant, disposeDual, geluErf, geluTanh, linear, takePositions, tidyDual, transpose } from '../fwd/dual.ts';
 import { attention, attentionBias, layerNorm, mergeHeads, splitHeads } from '../fwd/blocks.ts';
-import { type LoraConfig, type Linear, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
+import { type LoraConfig, type Linear, type TrainableSpec, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
 import { type Model, type ModelDims, type Task, type TensorMap, need, runLayers, weight } from './model.ts';
 
 export const BERT_DEFAULT_TARGETS = ['query', 'value'];
@@ -42,6 +42,34 @@ export function bertDims(config: Record<string, unknown>): ModelDims {
     intermediate: need<number>(config, 'intermediate_size'),
     maxPositions: isRoberta(config) ? table - paddingIdx(config) - 1 : table,
   };
+}
+
+/**
+ * The trainable tensors, in module order: LoRA pairs on the targeted modules (named under
+ * `modules`, e.g. "bert."), then the classifier (weight and bias).
+ */
+export function bertTrainable(dims: ModelDims, modules: string, task: Task & { kind: 'classification' }, lora: LoraConfig): TrainableSpec[] {
+  const { hidden: d, layers, intermediate: ff } = dims;
+  // the adaptable modules, in depth order: [path in the layer, in, out]
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `${modules}encoder.layer.${i}`,
+    [
+      ['attention.self.query', d, d],
+      ['attention.self.key', d, d],
+      ['attention.self.value', d, d],
+      ['attention.output.dense', d, d],
+      ['intermediate.dense', d, ff],
+      ['output.dense', ff, d],
+    ],
+    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${modules}embeddings.${e}`).concat('classifier'),
+  );
+  trainable.push(
+    { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
+    { name: 'classifier.bias', shape: [task.numLabels], init: 'zeros' },
+  );
+  return trainable;
 }
 
 export function createBert(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): Model {
@@ -106,25 +134,7 @@ export function createBert(config: Record<string, unknown>, tensors: TensorMap, 
     };
   });
 
-  // the adaptable modules, in depth order: [path in the layer, in, out]
-  const trainable = adapterSpecs(
-    lora,
-    layers,
-    (i) => `${modules}encoder.layer.${i}`,
-    [
-      ['attention.self.query', d, d],
-      ['attention.self.key', d, d],
-      ['attention.self.value', d, d],
-      ['attention.output.dense', d, d],
-      ['intermediate.dense', d, ff],
-      ['output.dense', ff, d],
-    ],
-    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${modules}embeddings.${e}`).concat('classifier'),
-  );
-  trainable.push(
-    { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
-    { name: 'classifier.bias', shape: [task.numLabels], init: 'zeros' },
-  );
+  const trainable = bertTrainable(dims, modules, task, lora);
 
   const c = (t: tf.Tensor) => constant(t);
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Dual, add, constant, disposeDual, geluErf, geluTanh, linear, split, takePositions, tidyDual, transpose } from '../fwd/dual.ts';
 import { attention, attentionBias, layerNorm, mergeHeads, splitHeads } from '../fwd/blocks.ts';
-import { type LoraConfig, type Linear, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
+import { type LoraConfig, type Linear, type TrainableSpec, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
 import { type Model, type ModelDims, type Task, type TensorMap, lastTokenIndex, need, runLayers, weight } from './model.ts';
 
 export const GPT2_DEFAULT_TARGETS = ['c_attn'];
@@ -22,6 +22,25 @@ export function gpt2Dims(config: Record<string, unknown>): ModelDims {
     intermediate: (config.n_inner as number | null) ?? 4 * hidden,
     maxPositions: need<number>(config, 'n_positions'),
   };
+}
+
+/** The trainable tensors, in module order: LoRA pairs on the targeted modules, then the head. */
+export function gpt2Trainable(dims: ModelDims, task: Task, lora: LoraConfig): TrainableSpec[] {
+  const { hidden: d, layers, intermediate } = dims;
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `transformer.h.${i}`,
+    [
+      ['attn.c_attn', d, 3 * d],
+      ['attn.c_proj', d, d],
+      ['mlp.c_fc', d, intermediate],
+      ['mlp.c_proj', intermediate, d],
+    ],
+    ['transformer.wte', 'transformer.wpe', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
+  );
+  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  return trainable;
 }
 
 export function createGpt2(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): Model {
@@ -51,20 +70,7 @@ export function createGpt2(config: Record<string, unknown>, tensors: TensorMap, 
   }));
   const lnF = { g: w('ln_f.weight', [d]), b: w('ln_f.bias', [d]) };
 
-  // the adapted modules, in depth order, with their (in, out) sizes
-  const trainable = adapterSpecs(
-    lora,
-    layers,
-    (i) => `transformer.h.${i}`,
-    [
-      ['attn.c_attn', d, 3 * d],
-      ['attn.c_proj', d, d],
-      ['mlp.c_fc', d, intermediate],
-      ['mlp.c_proj', intermediate, d],
-    ],
-    ['transformer.wte', 'transformer.wpe', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
-  );
-  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  const trainable = gpt2Trainable(dims, task, lora);
 
   const c = (t: tf.Tensor) => constant(t);
 

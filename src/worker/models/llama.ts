@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Dual, add, constant, disposeDual, linear, mul, silu, takePositions, tidyDual, transpose } from '../fwd/dual.ts';
 import { attention, attentionBias, mergeHeads, rmsNorm, rope, ropeTables, splitHeads } from '../fwd/blocks.ts';
-import { type LoraConfig, type Linear, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
+import { type LoraConfig, type Linear, type TrainableSpec, adapterSpecs, loraLinear, siteSeed, unitsOf } from './lora.ts';
 import { type Model, type ModelDims, type Task, type TensorMap, lastTokenIndex, need, runLayers, weight } from './model.ts';
 import { ropeInvFreq } from './rope.ts';
 
@@ -23,6 +23,28 @@ export function llamaDims(config: Record<string, unknown>): ModelDims {
     intermediate: need<number>(config, 'intermediate_size'),
     maxPositions: need<number>(config, 'max_position_embeddings'),
   };
+}
+
+/** The trainable tensors, in module order: LoRA pairs on the targeted modules, then the head. */
+export function llamaTrainable(dims: ModelDims, headDim: number, task: Task, lora: LoraConfig): TrainableSpec[] {
+  const { hidden: d, layers, heads, kvHeads, intermediate: ff } = dims;
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `model.layers.${i}`,
+    [
+      ['self_attn.q_proj', d, heads * headDim],
+      ['self_attn.k_proj', d, kvHeads * headDim],
+      ['self_attn.v_proj', d, kvHeads * headDim],
+      ['self_attn.o_proj', heads * headDim, d],
+      ['mlp.gate_proj', d, ff],
+      ['mlp.up_proj', d, ff],
+      ['mlp.down_proj', ff, d],
+    ],
+    ['model.embed_tokens', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
+  );
+  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  return trainable;
 }
 
 export function createLlama(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): Model {
@@ -66,22 +88,7 @@ export function createLlama(config: Record<string, unknown>, tensors: TensorMap,
   const head = tensors.has('lm_head.weight') ? lin('lm_head', d, vocabSize).w : tf.transpose(embed);
   if (!tensors.has('lm_head.weight')) base.set('lm_head.weight', head);
 
-  const trainable = adapterSpecs(
-    lora,
-    layers,
-    (i) => `model.layers.${i}`,
-    [
-      ['self_attn.q_proj', d, heads * headDim],
-      ['self_attn.k_proj', d, kvHeads * headDim],
-      ['self_attn.v_proj', d, kvHeads * headDim],
-      ['self_attn.o_proj', heads * headDim, d],
-      ['mlp.gate_proj', d, ff],
-      ['mlp.up_proj', d, ff],
-      ['mlp.down_proj', ff, d],
-    ],
-    ['model.embed_tokens', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
-  );
-  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  const trainable = llamaTrainable(dims, headDim, task, lora);
 
   const c = (t: tf.Tensor) => constant(t);
 

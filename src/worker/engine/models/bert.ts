@@ -8,8 +8,8 @@
 // HF stores nn.Linear weights as [out, in]; they are transposed once, on the host, to x @ W.
 import type { Task, TensorMap } from '../../models/model.ts';
 import { need } from '../../models/model.ts';
-import { type LoraConfig, adapterSpecs } from '../../models/lora.ts';
-import { bertDims } from '../../models/bert.ts';
+import type { LoraConfig } from '../../models/lora.ts';
+import { bertDims, bertTrainable } from '../../models/bert.ts';
 import { Graph, type Value } from '../ir.ts';
 import { add, gather, gelu, layerNorm, matmul, mul, reduceSum, reshape, scale, slice, softmax, transpose, unsqueeze } from '../ops.ts';
 import { type HostBatch, type IrModel, Inputs, crossEntropy, loraLinear, weightOf } from '../model.ts';
@@ -40,24 +40,7 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
   // family names them, whatever the checkpoint's own prefix
   const modules = prefix === '' ? `${modelType}.` : prefix;
 
-  const trainable = adapterSpecs(
-    lora,
-    layers,
-    (i) => `${modules}encoder.layer.${i}`,
-    [
-      ['attention.self.query', d, d],
-      ['attention.self.key', d, d],
-      ['attention.self.value', d, d],
-      ['attention.output.dense', d, d],
-      ['intermediate.dense', d, ff],
-      ['output.dense', ff, d],
-    ],
-    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${modules}embeddings.${e}`).concat('classifier'),
-  );
-  trainable.push(
-    { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
-    { name: 'classifier.bias', shape: [task.numLabels], init: 'zeros' },
-  );
+  const trainable = bertTrainable(dims, modules, task, lora);
 
   const load = (name: string, shape: number[]): W => ({ name, shape, data: weightOf(tensors, prefix + name, shape) });
   const lin = (name: string, inF: number, outF: number) => {

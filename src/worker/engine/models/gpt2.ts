@@ -5,8 +5,8 @@
 // initializers; the adapter, its tangents and the batch are inputs.
 import type { Task, TensorMap } from '../../models/model.ts';
 import { need } from '../../models/model.ts';
-import { type LoraConfig, adapterSpecs } from '../../models/lora.ts';
-import { gpt2Dims } from '../../models/gpt2.ts';
+import type { LoraConfig } from '../../models/lora.ts';
+import { gpt2Dims, gpt2Trainable } from '../../models/gpt2.ts';
 import { Graph, type Value } from '../ir.ts';
 import { add, gather, gelu, layerNorm, matmul, mul, reduceSum, reshape, scale, slice, softmax, transpose, unsqueeze } from '../ops.ts';
 import { type IrModel, Inputs, crossEntropy, loraLinear, weightOf } from '../model.ts';
@@ -19,19 +19,7 @@ export function gpt2(config: Record<string, unknown>, tensors: TensorMap, task: 
   const approximate = config.activation_function === 'gelu' ? 'none' : 'tanh';
   // checkpoints saved from GPT2Model have no "transformer." prefix; GPT2LMHeadModel's have it
   const prefix = tensors.has('transformer.wte.weight') ? 'transformer.' : '';
-  const trainable = adapterSpecs(
-    lora,
-    layers,
-    (i) => `transformer.h.${i}`,
-    [
-      ['attn.c_attn', d, 3 * d],
-      ['attn.c_proj', d, d],
-      ['mlp.c_fc', d, intermediate],
-      ['mlp.c_proj', intermediate, d],
-    ],
-    ['transformer.wte', 'transformer.wpe', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
-  );
-  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  const trainable = gpt2Trainable(dims, task, lora);
   // read every weight now, so a wrong checkpoint fails at load, not at the first step
   const load = (name: string, shape: number[]) => ({ name, shape, data: weightOf(tensors, prefix + name, shape) });
   const lin = (name: string, inF: number, outF: number) => ({ w: load(`${name}.weight`, [inF, outF]), b: load(`${name}.bias`, [outF]) });

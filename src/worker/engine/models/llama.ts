@@ -6,8 +6,8 @@
 // graph's MatMuls read initializers directly (and a tangent's rows can stack onto the value's).
 import type { Task, TensorMap } from '../../models/model.ts';
 import { need } from '../../models/model.ts';
-import { type LoraConfig, adapterSpecs } from '../../models/lora.ts';
-import { llamaDims } from '../../models/llama.ts';
+import type { LoraConfig } from '../../models/lora.ts';
+import { llamaDims, llamaTrainable } from '../../models/llama.ts';
 import { ropeInvFreq } from '../../models/rope.ts';
 import { Graph, type Value } from '../ir.ts';
 import { add, concat, gather, matmul, mul, pow, reduceSum, reshape, scale, sigmoid, slice, softmax, transpose, unsqueeze } from '../ops.ts';
@@ -22,22 +22,7 @@ export function llama(config: Record<string, unknown>, tensors: TensorMap, task:
   const eps = need<number>(config, 'rms_norm_eps', 1e-6);
   const invFreq = ropeInvFreq(config, hd);
   if ((config.hidden_act ?? 'silu') !== 'silu') throw new Error(`config.json: hidden_act "${config.hidden_act}" is not supported (only silu)`);
-  const trainable = adapterSpecs(
-    lora,
-    layers,
-    (i) => `model.layers.${i}`,
-    [
-      ['self_attn.q_proj', d, heads * hd],
-      ['self_attn.k_proj', d, kvHeads * hd],
-      ['self_attn.v_proj', d, kvHeads * hd],
-      ['self_attn.o_proj', heads * hd, d],
-      ['mlp.gate_proj', d, ff],
-      ['mlp.up_proj', d, ff],
-      ['mlp.down_proj', ff, d],
-    ],
-    ['model.embed_tokens', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
-  );
-  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  const trainable = llamaTrainable(dims, hd, task, lora);
 
   const load = (name: string, shape: number[]): W => ({ name, shape, data: weightOf(tensors, name, shape) });
   /** nn.Linear [out, in] → [in, out] */
