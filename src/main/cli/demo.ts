@@ -112,14 +112,15 @@ export function demoCommand(program: Command): void {
           adapter: adapterDir,
         };
         if (o.json) return console.log(JSON.stringify(summary, null, 2));
-        log('\norganisation  accuracy before → after   test loss before → after   peak tensor memory   sent');
+        log('\norganisation  accuracy before → after   test loss before → after   peak tfjs tensors    sent');
         for (const s of summary.organisations)
           log(
             `${s.name.padEnd(12)}  ${pct(s.accuracyBefore).padStart(6)} → ${pct(s.accuracyAfter).padEnd(6)}        ` +
               `${s.testLossBefore.toFixed(4)} → ${s.testLossAfter.toFixed(4)}          ` +
               `${(s.peakTensorBytes / MB).toFixed(1).padStart(6)} MB        ${(s.bytesSent / 1024).toFixed(0)} KiB`,
           );
-        log(`peak RSS of the process running all three peers: ${(summary.peakRssBytes / MB).toFixed(0)} MB`);
+        // training steps run on ONNX Runtime, whose buffers only the process RSS counts
+        log(`peak RSS of the process running all three peers (ONNX Runtime's training memory included): ${(summary.peakRssBytes / MB).toFixed(0)} MB`);
         log(`${summary.rounds} rounds in ${summary.seconds.toFixed(0)} s; adapter (PEFT LoRA): ${adapterDir}`);
       } finally {
         await Promise.all(peers.map((p) => p.stop()));
