@@ -34,7 +34,10 @@ describe.skipIf(!existsSync(MODEL))('the aggregator’s timeline reports', () =>
 
     // each update carries its sender's newest evaluation (when one finished before it trained); the
     // aggregator reports those of round 2's counted updates, and the member gets the same with the commit
-    const evals = reports.filter((e) => e.kind === 'evaluations' && e.round === 2);
+    // the member's copy comes with the commit, which may land just after its committed round shows
+    const evals2 = () => reports.filter((e) => e.kind === 'evaluations' && e.round === 2);
+    await h.until('both peers report round 2’s evaluations', () => evals2().length >= 2, 30_000);
+    const evals = evals2();
     expect(evals).toHaveLength(2);
     expect(evals[0]!.items).toEqual(evals[1]!.items);
     const items = evals[0]!.items as { member: string; round: number; testLoss: number; accuracy: number | null }[];
