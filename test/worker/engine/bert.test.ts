@@ -13,16 +13,7 @@ import { directions } from '../../../src/shared/spry/directions.ts';
 import { bert } from '../../../src/worker/engine/models/bert.ts';
 import { Runner, hostBatch, hostValues } from '../../../src/worker/engine/index.ts';
 import { initEngine } from '../../../src/worker/engine/session.ts';
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
+import { relErr } from './harness.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -20,21 +20,11 @@ import { gpt2 } from '../../../src/worker/engine/models/gpt2.ts';
 import { Runner, hostBatch, hostValues } from '../../../src/worker/engine/index.ts';
 import { initEngine } from '../../../src/worker/engine/session.ts';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
+import { relErr } from './harness.ts';
 
 const LM = { kind: 'causal-lm' } as const;
 const CLS = { kind: 'classification', numLabels: 2 } as const;
 const NO_LORA = { r: 1, alpha: 1, dropout: 0, targetModules: [] };
-
-/** max |a − b| / max |b|: float32 agreement relative to the values' size */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -33,5 +33,16 @@ export function randoms(n: number, seed: number, lo = -1, hi = 1): Float64Array 
   return out;
 }
 
+/** max |a − b| / max |b|: float32 agreement relative to the values' size */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
 export const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 export { Graph };

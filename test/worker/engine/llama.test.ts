@@ -16,18 +16,9 @@ import { llama } from '../../../src/worker/engine/models/llama.ts';
 import { Runner, hostBatch, hostValues } from '../../../src/worker/engine/index.ts';
 import { initEngine } from '../../../src/worker/engine/session.ts';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
+import { relErr } from './harness.ts';
 
 const LM = { kind: 'causal-lm' } as const;
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 beforeAll(async () => {
   await initBackend('wasm');
