@@ -5,6 +5,14 @@ import { Sim, mulberry32 } from './raft_sim.ts';
 
 const T = 100; // virtual ms
 
+/** Node a of {a, b, c} with pre-vote, on a manual clock, recording what it sends. */
+function nodeA(random: number) {
+  const clock = new ManualClock();
+  const sent: [string, RaftMessage][] = [];
+  const node = new RaftNode({ id: 'a', members: ['a', 'b', 'c'], electionTimeoutMs: T, preVote: true, clock, transport: { send: (to, m) => sent.push([to, m]) }, random: () => random, persist: () => {} });
+  return { node, clock, sent };
+}
+
 describe('electionTimeoutRange', () => {
   it('gives higher capacity an earlier range within [T, 2.5T]', () => {
     const [lo0, hi0] = electionTimeoutRange(T, 0);
@@ -502,18 +510,7 @@ describe('Raft pre-vote', () => {
   });
 
   it('a longer election timeout set while running keeps a silent leader\'s follower waiting that long', () => {
-    const clock = new ManualClock();
-    const sent: [string, RaftMessage][] = [];
-    const node = new RaftNode({
-      id: 'a',
-      members: ['a', 'b', 'c'],
-      electionTimeoutMs: T,
-      preVote: true,
-      clock,
-      transport: { send: (to, m) => sent.push([to, m]) },
-      random: () => 0,
-      persist: () => {},
-    });
+    const { node, clock, sent } = nodeA(0);
     node.start();
     node.receive('b', { type: 'heartbeat', term: 2, committedRound: 0, members: ['a', 'b', 'c'], membershipVersion: 0 });
     node.setElectionTimeout(10 * T); // as the peer does on measuring a slow link
@@ -530,18 +527,7 @@ describe('Raft pre-vote', () => {
   });
 
   it('a voter that hears a leader refuses a pre-vote, and a pre-vote changes no term', () => {
-    const clock = new ManualClock();
-    const sent: [string, RaftMessage][] = [];
-    const node = new RaftNode({
-      id: 'a',
-      members: ['a', 'b', 'c'],
-      electionTimeoutMs: T,
-      preVote: true,
-      clock,
-      transport: { send: (to, m) => sent.push([to, m]) },
-      random: () => 0.5,
-      persist: () => {},
-    });
+    const { node, clock, sent } = nodeA(0.5);
     node.start();
     node.receive('b', { type: 'heartbeat', term: 2, committedRound: 0, members: ['a', 'b', 'c'], membershipVersion: 0 });
     expect(node.leaderId).toBe('b');
