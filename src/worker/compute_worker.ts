@@ -108,7 +108,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
     case 'evaluate': {
       const c = need(req.client);
       const globals = req.finetune ? await finetuned(req.client, req.globals, req.finetune, c.train) : req.globals;
-      const result = await profiled(() => evaluate(model!, globals, c.test, req.batchSize, Infinity));
+      const result = await profiled(() => evaluate(model!, globals, c.test, req.batchSize, Infinity, runner));
       return { id: req.id, type: 'evaluate', result, memory: memory() };
     }
   }

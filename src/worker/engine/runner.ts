@@ -74,6 +74,16 @@ export class Runner {
     return out.logits.data as Float32Array;
   }
 
+  /** The loss and the logits of a batch from one inference pass, no dropout (evaluation). */
+  async lossAndLogits(batch: HostBatch, values: HostValues): Promise<{ loss: number; logits: Float32Array }> {
+    const s = await session(this.sessionKey('loss+logits', false), () => {
+      const t = this.model.trace(false);
+      return toOnnx(t.graph, { loss: t.loss, logits: t.logits });
+    });
+    const out = await run(s, this.feeds(s, batch, values, null));
+    return { loss: (out.loss.data as Float32Array)[0], logits: out.logits.data as Float32Array };
+  }
+
   /** The loss of a batch (dropout when a seed is given and the adapter has a rate). */
   async loss(batch: HostBatch, values: HostValues, dropoutSeed: number | null): Promise<number> {
     const drop = this.dropout(dropoutSeed);
