@@ -3,7 +3,8 @@
 // back) belongs to that method alone; tensor memory is TensorFlow.js's own profile (peakBytes).
 // The ort-* modes run the same steps on the ONNX Runtime engine (src/worker/engine), where only
 // RSS is measured: ort-weights is a process that holds the weights and an inference session and
-// runs nothing, the baseline for each mode's working memory.
+// runs nothing, the baseline for each mode's working memory. Every mode also reports its working
+// memory within its own process: its peak RSS above its RSS once the model is loaded.
 import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,7 @@ import { irModel } from './engine/index.ts';
 import { Runner } from './engine/runner.ts';
 import type { HostBatch } from './engine/model.ts';
 import { initEngine, setThreads } from './engine/session.ts';
+import { markWorkingMemory } from './process_memory.ts';
 
 export const TFJS_MODES = ['forward', 'backprop', 'zero-order', 'inference'] as const;
 export const ENGINE_MODES = ['ort-jvp', 'ort-inference', 'ort-backprop', 'ort-weights'] as const;
@@ -56,6 +58,13 @@ export interface ModeResult {
   stepTensorBytes: number;
   /** peak resident set size of the process running this mode */
   peakRssBytes: number;
+  /** its RSS once the model, adapter and batch are loaded, before the first (warm-up) step */
+  loadedRssBytes: number;
+  /**
+   * its peak RSS from then on (warm-up included: sessions, prepacked weights, kernels), above
+   * loadedRssBytes: the mode's working memory, in the same process; NaN off Linux (see restartPeak)
+   */
+  workingRssBytes: number;
   medianStepMs: number;
   stepMs: number[];
   backend: string;
@@ -118,6 +127,7 @@ export async function measureMode(mode: BenchMode, args: BenchArgs): Promise<Mod
       : zeroOrderGradient(model, batch, values, names, { k: 1, eps: 1e-3, scheme: 'central', seed: `bench/${i}`, dropoutSeed: i });
     tf.dispose([...est.grads.values()]);
   };
+  const working = markWorkingMemory();
   step(-1); // warm-up: kernels compiled, wasm heap grown
   const before = tf.memory().numBytes;
   const times: number[] = [];
@@ -129,11 +139,14 @@ export async function measureMode(mode: BenchMode, args: BenchArgs): Promise<Mod
     peak = Math.max(peak, info.peakBytes);
   }
   const sorted = times.slice().sort((a, b) => a - b);
+  const w = working();
   return {
     mode,
     peakTensorBytes: peak,
     stepTensorBytes: peak - before,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: w.peakRss,
+    loadedRssBytes: w.markRss,
+    workingRssBytes: w.workingRss,
     medianStepMs: sorted[Math.floor(sorted.length / 2)],
     stepMs: times,
     backend: backend.name,
@@ -172,6 +185,7 @@ async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<Mode
     else await runner.loss(batch, values, null);
   };
   const times: number[] = [];
+  const working = markWorkingMemory();
   if (mode === 'ort-weights') await runner.logits({ ...batch, b: 1, t: 1, ids: batch.ids.slice(0, 1), mask: batch.mask.slice(0, 1) }, values);
   else {
     await step(args.steps); // warm-up, with a seed no measured step uses
@@ -182,11 +196,14 @@ async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<Mode
     }
   }
   const sorted = times.slice().sort((a, b) => a - b);
+  const w = working();
   return {
     mode,
     peakTensorBytes: NaN,
     stepTensorBytes: NaN,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: w.peakRss,
+    loadedRssBytes: w.markRss,
+    workingRssBytes: w.workingRss,
     medianStepMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN,
     stepMs: times,
     backend: engine.detail,

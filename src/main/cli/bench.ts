@@ -34,13 +34,13 @@ export function benchCommand(program: Command): void {
         return;
       }
       console.log(`model ${args.model}, batch ${args.batch}, seq ${args.seq}, backends: ${[...new Set(results.map((r) => r.backend))].join('; ')}`);
-      console.log('mode           step tensors  peak tensors  peak RSS   median step');
+      console.log('mode           step tensors  peak tensors  peak RSS  working RSS  median step');
       // NaN (JSON null): not measured in that mode
       const none = (x: number | null) => x === null || Number.isNaN(x);
       const mb = (x: number) => (none(x) ? '-' : (x / MB).toFixed(1)).padStart(9);
       const sec = (x: number) => (none(x) ? '-' : (x / 1000).toFixed(2)).padStart(8);
       for (const r of results)
-        console.log(`${r.mode.padEnd(13)}  ${mb(r.stepTensorBytes)} MB  ${mb(r.peakTensorBytes)} MB  ${(r.peakRssBytes / MB).toFixed(0).padStart(6)} MB  ${sec(r.medianStepMs)} s`);
+        console.log(`${r.mode.padEnd(13)}  ${mb(r.stepTensorBytes)} MB  ${mb(r.peakTensorBytes)} MB  ${(r.peakRssBytes / MB).toFixed(0).padStart(6)} MB  ${mb(r.workingRssBytes)} MB  ${sec(r.medianStepMs)} s`);
       for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}×`);
     });
 }
