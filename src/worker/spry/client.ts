@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Model } from '../models/model.ts';
 import { AdamW } from '../train/adamw.ts';
 import { type GradientEstimate, backpropGradient, forwardGradient, zeroOrderGradient } from '../train/gradients.ts';
+import { runPassesAsync, zeroOrderPasses } from '../train/zero_order.ts';
 import { type EncodedSet, batchOf } from './batching.ts';
 import { Rng } from '../../shared/spry/rng.ts';
 import { type HyperParams, type MethodSpec, estimatorOf, perIteration } from '../../shared/methods.ts';
@@ -32,8 +33,8 @@ export interface ClientProgress {
 
 /**
  * Train locally and return the update (assigned tensors' values, or jvp scalars in per-iteration mode).
- * With a `runner` the forward-gradient (Spry, FedFgd) and backprop (FedAvg, FedYogi, FedSGD)
- * estimators run on ONNX Runtime; zero order, and everything without a runner, on TensorFlow.js.
+ * With a `runner` every estimator (forward gradients, backprop, zero order) runs on ONNX Runtime;
+ * without one, on TensorFlow.js.
  */
 export async function localTrain(model: Model, task: ClientTask, data: EncodedSet, onStep?: (p: ClientProgress) => void, runner?: Runner | null): Promise<ClientUpdate> {
   const { method, hp, client, roundSeed } = task;
@@ -49,13 +50,14 @@ export async function localTrain(model: Model, task: ClientTask, data: EncodedSe
   const estimate = async (step: number, batch: ReturnType<typeof batchOf>): Promise<GradientEstimate> => {
     const seed = stepSeed(roundSeed, client, step);
     const dropoutSeed = rng.int(2 ** 31);
-    if (estimator.kind === 'forward' && runner) {
-      const r = await runner.forwardGradient(hostBatch(batch), hostValues(values), names, estimator.k, seed, dropoutSeed);
-      return { loss: r.loss, jvp: r.jvp, grads: new Map([...r.grads].map(([n, g]) => [n, tf.tensor(g, values.get(n)!.shape, 'float32')])) };
-    }
-    if (estimator.kind === 'backprop' && runner) {
-      const r = await runner.backprop(hostBatch(batch), hostValues(values), names, dropoutSeed);
-      return { loss: r.loss, grads: new Map([...r.grads].map(([n, g]) => [n, tf.tensor(g, values.get(n)!.shape, 'float32')])) };
+    if (runner) {
+      const host = hostValues(values);
+      const hb = hostBatch(batch);
+      const r =
+        estimator.kind === 'forward' ? await runner.forwardGradient(hb, host, names, estimator.k, seed, dropoutSeed)
+        : estimator.kind === 'backprop' ? await runner.backprop(hb, host, names, dropoutSeed)
+        : await runPassesAsync(zeroOrderPasses(model.trainable, host, names, { ...estimator, seed }), (shift) => runner.loss(hb, new Map([...host, ...shift]), dropoutSeed));
+      return { ...r, grads: new Map([...r.grads].map(([n, g]) => [n, tf.tensor(g, values.get(n)!.shape, 'float32')])) };
     }
     if (estimator.kind === 'forward') return forwardGradient(model, batch, values, names, estimator.k, seed, dropoutSeed);
     if (estimator.kind === 'backprop') return backpropGradient(model, batch, values, names, dropoutSeed);

@@ -2,13 +2,16 @@
 // They share one model forward and differ only in how they get a gradient out of it:
 //   forward mode (Spry, FedFgd): g = (1/K) Σ_k (∇f·v_k) v_k, one pass carrying K tangents
 //   reverse mode (FedAvg, FedYogi, FedSGD): tf.grads, keeps the activations for the backward pass
-//   zero order (FedMeZO: SPSA; FwdLLM+, Baffle+: finite differences): K' pairs of plain forward passes
+//   zero order (FedMeZO: SPSA; FwdLLM+, Baffle+: finite differences): plain forward passes at
+//   perturbed weights, the estimator in zero_order.ts
 import * as tf from '@tensorflow/tfjs';
 import { disposeDual } from '../fwd/dual.ts';
 import { type Batch, type Model, lossOf } from '../models/model.ts';
 import type { Params } from '../models/lora.ts';
 import type { Seed } from '../../shared/spry/rng.ts';
 import { combine, perturbation } from './perturb.ts';
+import { type ZeroOrderOptions, runPasses, zeroOrderPasses } from './zero_order.ts';
+import type { Weights } from '../../shared/units.ts';
 
 export interface GradientEstimate {
   loss: number;
@@ -58,47 +61,20 @@ export function backpropGradient(model: Model, batch: Batch, values: Values, nam
   return { loss, grads: new Map(names.map((n, i) => [n, grads[i]])) };
 }
 
-function lossAt(model: Model, batch: Batch, values: Values, shift: Map<string, tf.Tensor>, dropoutSeed: number | null): number {
-  return tf.tidy(() => {
+function lossAt(model: Model, batch: Batch, values: Values, shift: Weights, dropoutSeed: number | null): number {
+  const out = tf.tidy(() => {
     const params: Params = new Map();
-    for (const [n, v] of values) params.set(n, { p: shift.has(n) ? tf.add(v, shift.get(n)!) : v, t: null });
-    const out = lossOf(model, batch, params, dropoutSeed);
-    return out.p;
-  }).dataSync()[0];
+    for (const [n, v] of values) params.set(n, { p: shift.has(n) ? tf.tensor(shift.get(n)!, v.shape, 'float32') : v, t: null });
+    return lossOf(model, batch, params, dropoutSeed).p;
+  });
+  const loss = out.dataSync()[0];
+  out.dispose();
+  return loss;
 }
 
-/**
- * Zero-order estimate from `k` random directions z ~ N(0, I):
- *  central (SPSA, MeZO):  (f(w + εz) − f(w − εz)) / 2ε · z
- *  forward (FwdLLM, Baffle): (f(w + εz) − f(w)) / ε · z
- * averaged over the directions. The same dropout mask is used in every pass of a step.
- */
-export function zeroOrderGradient(
-  model: Model, batch: Batch, values: Values, names: string[],
-  opts: { k: number; eps: number; scheme: 'central' | 'forward'; seed: Seed; dropoutSeed: number | null },
-): GradientEstimate {
-  const { k, eps, scheme, seed, dropoutSeed } = opts;
-  const dirs = new Map(names.map((n) => [n, perturbation(seed, model.trainable, n, k)]));
-  const f0 = lossAt(model, batch, values, new Map(), dropoutSeed);
-  const coef: number[] = [];
-  for (let j = 0; j < k; j++) {
-    const z = new Map([...dirs].map(([n, v]) => [n, tf.gather(v, j)]));
-    const scaled = (s: number) => new Map([...z].map(([n, v]) => [n, tf.mul(v, s)]));
-    const plus = scaled(eps);
-    const fp = lossAt(model, batch, values, plus, dropoutSeed);
-    let fm = f0;
-    if (scheme === 'central') {
-      const minus = scaled(-eps);
-      fm = lossAt(model, batch, values, minus, dropoutSeed);
-      tf.dispose([...minus.values()]);
-    }
-    coef.push(scheme === 'central' ? (fp - fm) / (2 * eps) : (fp - f0) / eps);
-    tf.dispose([...plus.values(), ...z.values()]);
-  }
-  const grads = new Map<string, tf.Tensor>();
-  for (const [n, v] of dirs) {
-    grads.set(n, combine(coef, v));
-    v.dispose();
-  }
-  return { loss: f0, grads };
+/** Zero-order estimate (train/zero_order.ts) with TensorFlow.js's losses. The same dropout mask is used in every pass of a step. */
+export function zeroOrderGradient(model: Model, batch: Batch, values: Values, names: string[], opts: ZeroOrderOptions & { dropoutSeed: number | null }): GradientEstimate {
+  const host = new Map(names.map((n) => [n, values.get(n)!.dataSync() as Float32Array]));
+  const r = runPasses(zeroOrderPasses(model.trainable, host, names, opts), (shift) => lossAt(model, batch, values, shift, opts.dropoutSeed));
+  return { loss: r.loss, grads: new Map([...r.grads].map(([n, g]) => [n, tf.tensor(g, values.get(n)!.shape, 'float32')])) };
 }
