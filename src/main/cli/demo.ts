@@ -1,36 +1,43 @@
-// `fedforward demo`: the main job on the embedded default. Three organisations, each holding one
-// domain of the UCI sentiment sentences (IMDb, Yelp, Amazon reviews) as private data, form a real
-// libp2p federation on loopback (TCP, Noise, a private network from the invite), elect an
-// aggregator and finetune the embedded model with Spry; progress, a summary, the PEFT adapter.
+// `fedforward demo`: the main job on the embedded default. Three organisations, each holding its own
+// mail (a third of the SpamAssassin corpus's subject lines, in a file of its own), form a real libp2p
+// federation on loopback (TCP, Noise, a private network from the invite), elect an aggregator and
+// finetune the embedded model into a spam filter with Spry; progress, a summary, the PEFT adapter.
 import type { Command } from 'commander';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { backendOption, positiveInt } from './options.ts';
+import { backendOption, nonNegativeInt, positiveInt } from './options.ts';
 import { Peer } from '../federation/peer.ts';
 import { describeCollapse } from '../../shared/collapse.ts';
 import { exportPeftAdapter } from '../export/peft.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
+import { loadBuiltinTask } from '../../worker/data/builtin.ts';
+import { dirichletSplit } from '../../worker/data/split.ts';
+import { writeFileAtomic } from '../../shared/atomic_write.ts';
 
 const MB = 1024 * 1024;
-const ORGS = ['imdb', 'yelp', 'amazon'] as const;
+const ORGS = ['clinic', 'bank', 'school'] as const;
+/** subject lines per organisation, a third of them held out for testing */
+const PER_ORG = 600;
+const TRAIN_FRACTION = 2 / 3;
 const pct = (a: number | null) => (a === null ? 'n/a' : `${(100 * a).toFixed(1)}%`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function demoCommand(program: Command): void {
   program
     .command('demo')
-    .description('three organisations (IMDb, Yelp, Amazon review sentences) federate over libp2p on loopback and finetune the embedded model with Spry')
-    .option('--rounds <n>', 'rounds', positiveInt, 5)
+    .description('three organisations, each with its own mail, federate over libp2p on loopback and finetune the embedded model into a spam filter with Spry')
+    .option('--rounds <n>', 'rounds', positiveInt, 15)
     .option('--model <dir>', 'model directory, or "embedded"', 'embedded')
     .option('--out <dir>', 'where the peers keep their data directories and the adapter is exported', 'fedforward-demo')
-    .option('--max-local-steps <n>', 'local steps per round per organisation', positiveInt, 20)
+    .option('--max-local-steps <n>', 'cap on local steps per round per organisation (0 = a full epoch, as in the paper)', nonNegativeInt, 0)
     .option('--json', 'print the summary as JSON')
     .addOption(backendOption())
     .action(async (o) => {
       const log = (s: string) => !o.json && console.log(s);
       const out = path.resolve(o.out);
       await rm(path.join(out, 'peers'), { recursive: true, force: true });
-      const data = (org: string) => ({ source: 'sentiment', split: { kind: 'local' as const, client: org, domain: org }, seed: 0 });
+      const files = await writeMailFiles(path.join(out, 'data'));
+      const data = (i: number) => ({ source: files[i], split: { kind: 'local' as const, client: ORGS[i] }, seed: 0, trainFraction: TRAIN_FRACTION });
       const peers = await Promise.all(ORGS.map((org) => Peer.open({ dataDir: path.join(out, 'peers', org), listen: ['/ip4/127.0.0.1/tcp/0'] })));
       const [first, ...others] = peers;
       // who led each term (Raft: at most one leader a term), as the peers announce it
@@ -47,12 +54,13 @@ export function demoCommand(program: Command): void {
         });
       }
       try {
-        log(`FedForward demo: 3 organisations (${ORGS.join(', ')}) each keep their review sentences to themselves and train one adapter with Spry.`);
+        log(`FedForward demo: 3 organisations (${ORGS.join(', ')}) each keep their own mail and train one spam filter (an adapter on the embedded model) with Spry.`);
+        log(`each holds ${PER_ORG} subject lines from the SpamAssassin corpus, spam and ham, in ${path.relative(process.cwd(), path.dirname(files[0])) || '.'}/<organisation>.jsonl; ${Math.round(PER_ORG * (1 - TRAIN_FRACTION))} of them are held out to test on`);
         await first.create({
           name: 'FedForward demo',
           peerName: ORGS[0],
           model: { model: o.model, backend: o.backend, maxLength: 48 },
-          data: data(ORGS[0]),
+          data: data(0),
           hp: { lr: 1e-4, maxLocalSteps: o.maxLocalSteps, batchSize: 8, maxLength: 48 },
           rounds: o.rounds,
           minMembers: 3,
@@ -63,7 +71,7 @@ export function demoCommand(program: Command): void {
         const code = await first.invite({ for: others.map((p) => p.peerId), expiresMs: 3_600_000 });
         log(`${ORGS[0]} created the federation and an invite for the other two: ${code.slice(0, 24)}…`);
         for (const [i, p] of others.entries()) {
-          await p.join(code, ORGS[i + 1], data(ORGS[i + 1]));
+          await p.join(code, ORGS[i + 1], data(i + 1));
           log(`${ORGS[i + 1]} joined with the code`);
         }
         const before = await Promise.all(peers.map((p) => p.evaluateCommitted()));
@@ -102,7 +110,6 @@ export function demoCommand(program: Command): void {
               accuracyAfter: after[i].accuracy,
               testLossBefore: before[i].testLoss,
               testLossAfter: after[i].testLoss,
-              peakTensorBytes: peers[i].memoryPeak().tensorBytes,
               bytesSent: sent,
             };
           }),
@@ -112,13 +119,14 @@ export function demoCommand(program: Command): void {
           adapter: adapterDir,
         };
         if (o.json) return console.log(JSON.stringify(summary, null, 2));
-        log('\norganisation  accuracy before → after   test loss before → after   peak tfjs tensors    sent');
-        for (const s of summary.organisations)
+        log('\norganisation  accuracy before → after (gain)    test loss before → after    sent');
+        for (const s of summary.organisations) {
+          const gain = s.accuracyBefore === null || s.accuracyAfter === null ? 'n/a' : `${(100 * (s.accuracyAfter - s.accuracyBefore)).toFixed(1)} points`;
           log(
-            `${s.name.padEnd(12)}  ${pct(s.accuracyBefore).padStart(6)} → ${pct(s.accuracyAfter).padEnd(6)}        ` +
-              `${s.testLossBefore.toFixed(4)} → ${s.testLossAfter.toFixed(4)}          ` +
-              `${(s.peakTensorBytes / MB).toFixed(1).padStart(6)} MB        ${(s.bytesSent / 1024).toFixed(0)} KiB`,
+            `${s.name.padEnd(12)}  ${pct(s.accuracyBefore).padStart(6)} → ${pct(s.accuracyAfter).padEnd(6)} (${gain})`.padEnd(47) +
+              `${s.testLossBefore.toFixed(4)} → ${s.testLossAfter.toFixed(4)}         ${(s.bytesSent / 1024).toFixed(0)} KiB`,
           );
+        }
         // training steps run on ONNX Runtime, whose buffers only the process RSS counts
         log(`peak RSS of the process running all three peers (ONNX Runtime's training memory included): ${(summary.peakRssBytes / MB).toFixed(0)} MB`);
         log(`${summary.rounds} rounds in ${summary.seconds.toFixed(0)} s; adapter (PEFT LoRA): ${adapterDir}`);
@@ -126,4 +134,22 @@ export function demoCommand(program: Command): void {
         await Promise.all(peers.map((p) => p.stop()));
       }
     });
+}
+
+/**
+ * Each organisation's own mail, as the data file a real member would bring: PER_ORG distinct
+ * subject lines of the SpamAssassin corpus, about half of them spam, no line given to two organisations.
+ */
+async function writeMailFiles(dir: string): Promise<string[]> {
+  const ds = loadBuiltinTask('spam');
+  const shares = dirichletSplit(ds, { clients: ORGS.length, alpha: 1e6, seed: 0, perClient: PER_ORG });
+  await mkdir(dir, { recursive: true });
+  return Promise.all(
+    shares.map(async (share, i) => {
+      const file = path.join(dir, `${ORGS[i]}.jsonl`);
+      const rows = [...share.train, ...share.test].map((e) => JSON.stringify({ text: e.text, label: ds.labels[e.label] }));
+      await writeFileAtomic(file, `${rows.join('\n')}\n`);
+      return file;
+    }),
+  );
 }

@@ -11,7 +11,7 @@
 // approve and remove are carried out by the running peer of that data directory (control/ files).
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
+import { backendOption, nonNegativeInt, nonNegativeNumber, positiveInt } from './options.ts';
 import { hyperParamsOf, loraOf, trainingOptions } from './simulate.ts';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
@@ -20,7 +20,6 @@ import { openDataDir } from '../storage/data_dir.ts';
 
 const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4001';
 
-const nat = (v: string) => (v === '0' ? 0 : positiveInt(v));
 const positive = (v: string) => {
   const n = nonNegativeNumber(v);
   if (n === 0) throw new InvalidArgumentError('expected a number > 0');
@@ -35,8 +34,8 @@ function dataOptions(cmd: Command): Command {
   return cmd
     .option('--task <name|file>', "this peer's data: a built-in task (sentiment, brown-genre, brown-lm) or a .jsonl/.csv file", 'sentiment')
     .option('--domain <name>', 'only this natural domain of a built-in task (e.g. imdb, yelp, amazon)')
-    .option('--limit <n>', 'at most this many local examples (0 = all)', nat, 0)
-    .option('--data-seed <n>', 'seed of the local train/test split', nat, 0);
+    .option('--limit <n>', 'at most this many local examples (0 = all)', nonNegativeInt, 0)
+    .option('--data-seed <n>', 'seed of the local train/test split', nonNegativeInt, 0);
 }
 
 function dataSpecOf(o: Record<string, unknown>, peerName: string) {
@@ -116,7 +115,7 @@ export function federationCommands(program: Command): void {
     .option('--model <dir>', 'model directory every peer has, or "embedded"', 'embedded')
     .option('--rounds <n>', 'rounds to run', positiveInt, 10)
     .option('--min-members <n>', 'members connected before the first round starts', positiveInt, 2)
-    .option('--seed <n>', 'federation seed (assignment, perturbations, initial adapter)', nat, 0)
+    .option('--seed <n>', 'federation seed (assignment, perturbations, initial adapter)', nonNegativeInt, 0)
     .option('--deadline <s>', 'seconds the aggregator waits for updates each round', positive, 60)
     .option('--relay <multiaddr>', 'a member with a public address that relays for members behind a NAT (…/p2p/<its peer id>, see fedforward id), repeatable', multiaddrList)
     .option('--json', 'print the settings as JSON')

@@ -15,3 +15,7 @@ export function nonNegativeNumber(v: string): number {
 
 export const backendOption = () =>
   new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto');
+
+export function nonNegativeInt(v: string): number {
+  return v === '0' ? 0 : positiveInt(v);
+}

