@@ -3,9 +3,14 @@
 // with full-batch Adam on each organisation's training split of the demo's task, and reports its
 // accuracy on that organisation's test split. An upper bound on what finetuning only the head can
 // reach; the demo's gains are measured against it.
-//   node bench/head_probe.ts [--model embedded] [--steps 3000]
+//   node bench/head_probe.ts [--task demo|sentiment] [--model embedded] [--steps 3000]
+// --task demo (default): the demo's three organisations and their mail files; sentiment: the
+// review sentences' natural domains (imdb, yelp, amazon), the reproduction's task.
 import * as tf from '@tensorflow/tfjs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { initBackend } from '../src/worker/backend.ts';
 import { loadModel } from '../src/worker/models/index.ts';
 import { resolveModelDir } from '../src/worker/models/embedded.ts';
@@ -14,11 +19,13 @@ import { plainParams } from '../src/worker/models/model.ts';
 import { loadTaskData } from '../src/worker/data/task_data.ts';
 import { encodeExamples, makeBatch } from '../src/worker/data/batches.ts';
 import type { Example } from '../src/worker/data/examples.ts';
+import { ORGS, TRAIN_FRACTION, writeMailFiles } from '../src/main/demo_data.ts';
 
 const o = new Command()
   .option('--model <dir>', 'model directory, or "embedded"', 'embedded')
   .option('--steps <n>', 'full-batch Adam steps', Number, 3000)
   .option('--max-length <n>', 'tokens per example (the demo uses 48)', Number, 48)
+  .addOption(new Option('--task <name>', "the demo's organisations, or the sentiment domains").choices(['demo', 'sentiment']).default('demo'))
   .parse()
   .opts();
 
@@ -45,8 +52,14 @@ function features(examples: Example[]): tf.Tensor2D {
 const accuracy = (w: tf.Tensor, x: tf.Tensor2D, y: number[]) =>
   (tf.argMax(tf.matMul(x, w), 1).arraySync() as number[]).filter((p, i) => p === y[i]).length / y.length;
 
-for (const org of ['imdb', 'yelp', 'amazon']) {
-  const data = await loadTaskData({ source: 'sentiment', split: { kind: 'local', client: org, domain: org }, seed: 0, trainFraction: 0.8, limit: 0 });
+const mailFiles = o.task === 'demo' ? await writeMailFiles(await mkdtemp(path.join(os.tmpdir(), 'ff-probe-'))) : [];
+const orgs: readonly string[] = o.task === 'demo' ? ORGS : ['imdb', 'yelp', 'amazon'];
+for (const [i, org] of orgs.entries()) {
+  const data = await loadTaskData(
+    o.task === 'demo'
+      ? { source: mailFiles[i], split: { kind: 'local', client: org }, seed: 0, trainFraction: TRAIN_FRACTION, limit: 0 }
+      : { source: 'sentiment', split: { kind: 'local', client: org, domain: org }, seed: 0, trainFraction: 0.8, limit: 0 },
+  );
   const { train, test } = data.clients[0];
   const [xTrain, xTest] = [features(train), features(test)];
   const yTrain = train.map((e) => e.label);

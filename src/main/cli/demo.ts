@@ -3,22 +3,16 @@
 // federation on loopback (TCP, Noise, a private network from the invite), elect an aggregator and
 // finetune the embedded model into a spam filter with Spry; progress, a summary, the PEFT adapter.
 import type { Command } from 'commander';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { backendOption, nonNegativeInt, positiveInt } from './options.ts';
 import { Peer } from '../federation/peer.ts';
 import { describeCollapse } from '../../shared/collapse.ts';
 import { exportPeftAdapter } from '../export/peft.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
-import { loadBuiltinTask } from '../../worker/data/builtin.ts';
-import { dirichletSplit } from '../../worker/data/split.ts';
-import { writeFileAtomic } from '../../shared/atomic_write.ts';
+import { ORGS, PER_ORG, TRAIN_FRACTION, writeMailFiles } from '../demo_data.ts';
 
 const MB = 1024 * 1024;
-const ORGS = ['clinic', 'bank', 'school'] as const;
-/** subject lines per organisation, a third of them held out for testing */
-const PER_ORG = 600;
-const TRAIN_FRACTION = 2 / 3;
 const pct = (a: number | null) => (a === null ? 'n/a' : `${(100 * a).toFixed(1)}%`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -134,22 +128,4 @@ export function demoCommand(program: Command): void {
         await Promise.all(peers.map((p) => p.stop()));
       }
     });
-}
-
-/**
- * Each organisation's own mail, as the data file a real member would bring: PER_ORG distinct
- * subject lines of the SpamAssassin corpus, about half of them spam, no line given to two organisations.
- */
-async function writeMailFiles(dir: string): Promise<string[]> {
-  const ds = loadBuiltinTask('spam');
-  const shares = dirichletSplit(ds, { clients: ORGS.length, alpha: 1e6, seed: 0, perClient: PER_ORG });
-  await mkdir(dir, { recursive: true });
-  return Promise.all(
-    shares.map(async (share, i) => {
-      const file = path.join(dir, `${ORGS[i]}.jsonl`);
-      const rows = [...share.train, ...share.test].map((e) => JSON.stringify({ text: e.text, label: ds.labels[e.label] }));
-      await writeFileAtomic(file, `${rows.join('\n')}\n`);
-      return file;
-    }),
-  );
 }
