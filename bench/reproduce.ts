@@ -5,41 +5,22 @@
 // same budget; --fresh starts over),
 // and first a reference: what finetuning can reach on the model at all (backprop on the pooled
 // sentiment data, a larger LoRA, a few epochs), so the federated results can be read against it;
-// a Markdown report with each claim's verdict and figures, and PNG plots of accuracy against rounds
-// and against wall time (Chart.js rendered in Chromium, when /usr/bin/chromium exists).
+// then forward mode's and backprop's training memory with the runs' settings, each in a process of
+// its own (the simulator's RSS is every method's in turn); a Markdown report with each claim's
+// verdict and figures (reproduce_report.ts), and PNG plots of accuracy against rounds and against
+// wall time (Chart.js rendered in Chromium, when /usr/bin/chromium exists).
 import { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { simulate, type RoundMetrics } from '../src/main/simulate.ts';
-import { HyperParams, METHODS, type MethodName } from '../src/shared/methods.ts';
+import { simulate } from '../src/main/simulate.ts';
+import { trainingMemory, trainsOnOnnxRuntime } from '../src/main/training_memory.ts';
+import { HyperParams, METHODS, estimatorOf } from '../src/shared/methods.ts';
 import { writeFileAtomic } from '../src/shared/atomic_write.ts';
+import { type Budget, type MemoryMeasurement, type Reference, type Run, mb, pct, report, slug, sum } from './reproduce_report.ts';
 
 const COMPARED = ['spry', 'fedavg', 'fedyogi', 'fedfgd', 'fedavgsplit', 'fedmezo'] as const;
-
-interface Run {
-  task: string;
-  alpha: number;
-  method: string;
-  initialAccuracy: number;
-  rounds: RoundMetrics[];
-  /** the paper's own metric: the final adapter after each client's local finetuning (runs since it was added) */
-  personalizedAccuracy?: number | null;
-  /** the compute backend the run trained on (runs since it was recorded) */
-  backend?: string;
-}
-
-/** Centralized finetuning with backprop: the headroom of the model on the task. */
-interface Reference {
-  task: string;
-  epochs: number;
-  lora: { r: number; alpha: number; dropout: number; targetModules: string[] };
-  lr: number;
-  batchSize: number;
-  initialAccuracy: number;
-  rounds: RoundMetrics[];
-}
 
 const o = new Command()
   .option('--rounds <n>', 'rounds per run', Number, 10)
@@ -52,7 +33,7 @@ const o = new Command()
   .option('--methods <list>', 'methods', COMPARED.join(','))
   .option('--model <dir>', 'model', 'embedded')
   .option('--out <dir>', 'output folder', 'bench/results')
-  .option('--report-only', 'rewrite report.md and the plots from the runs already in results.json')
+  .option('--report-only', 'rewrite report.md and the plots from the runs already in results.json (measuring the training memory first if it has none)')
   .option('--fresh', 'ignore the runs already in results.json')
   .option('--reference-epochs <n>', 'epochs of the centralized backprop reference (0 = none)', Number, 3)
   .option('--reference-targets <list>', 'LoRA target modules of the reference (default: every GPT-2 linear layer)', 'c_attn,c_proj,c_fc')
@@ -69,16 +50,26 @@ async function main() {
   await mkdir(o.out, { recursive: true });
   const runs: Run[] = [];
   let reference: Reference | null = null;
+  let memory: MemoryMeasurement | null = null;
   const resultsFile = path.join(o.out, 'results.json');
-  const readResults = () => JSON.parse(readFileSync(resultsFile, 'utf8')) as { options: typeof o; runs: Run[]; reference?: Reference };
+  const readResults = () => JSON.parse(readFileSync(resultsFile, 'utf8')) as { options: typeof o; runs: Run[]; reference?: Reference; memory?: MemoryMeasurement };
+  const save = () => writeFileAtomic(resultsFile, JSON.stringify({ options: o, reference, runs, memory }, null, 2));
+  const finish = async () => {
+    if (memory === null && runs.length > 0) {
+      memory = await measureMemory(runs);
+      await save();
+    }
+    await writeFileAtomic(path.join(o.out, 'report.md'), report({ options: o as Budget, hpFor, runs, reference, memory }));
+    await plots(runs);
+    console.log(`report: ${path.join(o.out, 'report.md')}`);
+  };
   if (o.reportOnly) {
     const stored = readResults();
     Object.assign(o, { ...stored.options, out: o.out });
     runs.push(...stored.runs);
     reference = stored.reference ?? null;
-    await writeFileAtomic(path.join(o.out, 'report.md'), report(runs, reference));
-    await plots(runs);
-    return;
+    memory = stored.memory ?? null;
+    return finish();
   }
   if (!o.fresh && existsSync(resultsFile)) {
     const stored = readResults();
@@ -86,9 +77,9 @@ async function main() {
     if (budget.every((k) => stored.options[k] === o[k])) {
       runs.push(...stored.runs);
       reference = stored.reference ?? null;
+      memory = stored.memory ?? null;
     } else console.log(`${resultsFile} has runs with another budget; starting over`);
   }
-  const save = () => writeFileAtomic(resultsFile, JSON.stringify({ options: o, reference, runs }, null, 2));
   if (o.referenceEpochs > 0 && reference?.epochs !== o.referenceEpochs) {
     reference = await centralizedReference('sentiment', o.referenceEpochs, String(o.referenceTargets).split(','));
     await save();
@@ -112,13 +103,30 @@ async function main() {
           personalized: true,
         });
         const last = res.rounds.at(-1)!;
-        console.log(`${task} α=${alpha} ${method}: ${pct(res.initial.accuracy)} → ${pct(last.accuracy)}, ${(sum(res.rounds.map((r) => r.wallMs)) / 1000).toFixed(0)} s, peak ${(peak(res.rounds) / 2 ** 20).toFixed(1)} MB`);
+        console.log(`${task} α=${alpha} ${method}: ${pct(res.initial.accuracy)} → ${pct(last.accuracy)}, ${(sum(res.rounds.map((r) => r.wallMs)) / 1000).toFixed(0)} s`);
         runs.push({ task, alpha, method, initialAccuracy: res.initial.accuracy ?? 0, rounds: res.rounds, personalizedAccuracy: res.personalized?.accuracy ?? null, backend: res.init.backend });
         await save();
       }
-  await writeFileAtomic(path.join(o.out, 'report.md'), report(runs, reference));
-  await plots(runs);
-  console.log(`report: ${path.join(o.out, 'report.md')}`);
+  await finish();
+}
+
+/**
+ * Forward mode's (Spry's) and backprop's (FedAvg's) training memory with the runs' model, batch,
+ * tokens and K, on the engine they trained on; null, said why, when it cannot be measured.
+ */
+async function measureMemory(runs: Run[]): Promise<MemoryMeasurement | null> {
+  const hp = hpFor('spry');
+  const est = estimatorOf(METHODS.spry, hp);
+  const settings = { model: o.model, batch: hp.batchSize, seq: hp.maxLength, k: est.kind === 'forward' ? est.k : 1 };
+  const onnxRuntime = runs.every((r) => r.backend !== undefined && trainsOnOnnxRuntime(r.backend));
+  try {
+    const { forward, backprop } = await trainingMemory({ ...settings, onnxRuntime });
+    console.log(`training memory (working / peak RSS): forward mode ${mb(forward.workingRssBytes)} / ${mb(forward.peakRssBytes)}, backprop ${mb(backprop.workingRssBytes)} / ${mb(backprop.peakRssBytes)}`);
+    return { ...settings, engine: forward.engine, forward, backprop };
+  } catch (e) {
+    console.log(`training memory not measured: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+    return null;
+  }
 }
 
 /** Every example in one client, LoRA on every linear layer, full epochs of backprop: the model's headroom. */
@@ -138,96 +146,6 @@ async function centralizedReference(task: string, epochs: number, targetModules:
   return { task, epochs, lora, lr, batchSize, initialAccuracy: res.initial.accuracy ?? 0, rounds: res.rounds };
 }
 
-/** Final accuracy this far above the untrained head's counts as having learned something. */
-const LEARNED = 0.02;
-const sum = (a: number[]) => a.reduce((s, x) => s + x, 0);
-const max = (a: number[]) => Math.max(...a);
-const pct = (a: number | null) => (a === null ? 'n/a' : `${(100 * a).toFixed(1)}%`);
-const finalAcc = (r: Run) => r.rounds.at(-1)!.accuracy ?? 0;
-/** Mean accuracy over the last SETTLE rounds: the claims compare this, since one round's accuracy swings by points. */
-const SETTLE = 3;
-const settledAcc = (r: Run) => sum(r.rounds.slice(-SETTLE).map((m) => m.accuracy ?? 0)) / Math.min(SETTLE, r.rounds.length);
-const bestAcc = (r: Run) => max(r.rounds.map((m) => m.accuracy ?? 0));
-const wall = (r: Run) => sum(r.rounds.map((m) => m.wallMs)) / 1000;
-/** Peak training tensor memory (bytes) over a run's rounds. */
-const peak = (rounds: RoundMetrics[]) => max(rounds.map((m) => m.peakTensorBytes));
-/** TensorFlow.js's tensor peak is training memory only where training ran on TensorFlow.js */
-const tensorPeakIsTraining = (r: Run) => !r.backend?.includes('onnxruntime');
-const peakCell = (r: Run) => (tensorPeakIsTraining(r) ? (peak(r.rounds) / 2 ** 20).toFixed(1) : 'n/a (ONNX Runtime)');
-/** Wall time (s) until a run first reaches `target` accuracy, or null. */
-function timeTo(r: Run, target: number): number | null {
-  let t = 0;
-  for (const m of r.rounds) {
-    t += m.wallMs / 1000;
-    if ((m.accuracy ?? 0) >= target) return t;
-  }
-  return null;
-}
-
-function report(runs: Run[], reference: Reference | null): string {
-  const lines = [
-    '# Reproduction of the Spry paper\'s claims on the embedded model',
-    '',
-    `Generated by \`npm run reproduce\` (${o.rounds} rounds, ${o.clients} clients, ${o.perRound} per round, ${o.maxLocalSteps} local steps${o.limit > 0 ? `, at most ${o.limit} examples per client` : ''}, model ${o.model}).`,
-    `Every run: the paper's adapter (LoRA r 1 on the attention projections, plus the head), batch 8, 64 tokens, local AdamW. Per method, ${[...new Set(runs.map((r) => r.method))]
-      .map((m) => {
-        const hp = hpFor(m);
-        const server = METHODS[m as MethodName].server;
-        return `${m}: lr ${hp.lr}, server ${server}${server === 'fedavg' ? '' : ` (η ${hp.serverLr}, τ ${hp.serverTau})`}`;
-      })
-      .join('; ')}.`,
-    'Accuracy is generalized accuracy: the global adapter on every client\'s local test split, weighted by examples. "After local finetuning" is the paper\'s own metric: each client first trains the final adapter on its own data with the method\'s local training (— for runs made before it was recorded).',
-    `The claims compare the mean accuracy of the last ${SETTLE} rounds (one round's accuracy swings by several points); "clearly below" means by at least 2 points; a claim measured against a baseline that gained less than ${100 * LEARNED} points over its untrained head reads n/a.`,
-    '',
-  ];
-  if (reference) {
-    const l = reference.lora;
-    lines.push(
-      `## Reference: what finetuning reaches on this model (${reference.task})`,
-      '',
-      `Backprop on all the training examples pooled in one client (no federation), LoRA r = ${l.r}, α = ${l.alpha} on ${l.targetModules.join(', ')} plus the head, AdamW lr ${reference.lr}, batch ${reference.batchSize}, ${reference.epochs} epochs; accuracy on a held-out 20 % of the examples (the federated runs hold out 20 % of each client's).`,
-      '',
-      '| | untrained head | ' + reference.rounds.map((r) => `epoch ${r.round}`).join(' | ') + ' |',
-      '|---|---|' + reference.rounds.map(() => '---|').join(''),
-      `| accuracy | ${pct(reference.initialAccuracy)} | ${reference.rounds.map((r) => pct(r.accuracy)).join(' | ')} |`,
-      `| test loss | | ${reference.rounds.map((r) => r.testLoss.toFixed(4)).join(' | ')} |`,
-      '',
-    );
-  }
-  for (const task of new Set(runs.map((r) => r.task)))
-    for (const alpha of new Set(runs.map((r) => r.alpha))) {
-      const group = runs.filter((r) => r.task === task && r.alpha === alpha);
-      if (group.length === 0) continue;
-      const by = new Map(group.map((r) => [r.method, r]));
-      lines.push(`## ${task}, α = ${alpha}`, '', `| method | initial | final | mean of the last ${SETTLE} rounds | best | after local finetuning | wall time (s) | peak tensor memory (MB) | bytes up per round |`, '|---|---|---|---|---|---|---|---|---|');
-      for (const r of group)
-        lines.push(`| ${r.method} | ${pct(r.initialAccuracy)} | ${pct(finalAcc(r))} | ${pct(settledAcc(r))} | ${pct(bestAcc(r))} | ${r.personalizedAccuracy == null ? '—' : pct(r.personalizedAccuracy)} | ${wall(r).toFixed(0)} | ${peakCell(r)} | ${Math.round(sum(r.rounds.map((m) => m.bytesUp)) / r.rounds.length)} |`);
-      lines.push('', '| claim | holds? | figures |', '|---|---|---|');
-      const claim = (name: string, ok: boolean | null, figures: string) => lines.push(`| ${name} | ${ok === null ? 'n/a' : ok ? 'yes' : 'no'} | ${figures} |`);
-      const s = by.get('spry'), a = by.get('fedavg'), z = by.get('fedmezo'), f = by.get('fedfgd'), as = by.get('fedavgsplit');
-      // a comparison with a baseline that never left its untrained accuracy says nothing either way
-      const stuck = (r: Run) => settledAcc(r) - r.initialAccuracy < LEARNED;
-      const noGain = (r: Run) => `${r.method} gained ${(100 * (settledAcc(r) - r.initialAccuracy)).toFixed(1)} points over its untrained head`;
-      if (s && a) claim('Spry within 6 points of FedAvg', stuck(a) ? null : settledAcc(a) - settledAcc(s) <= 0.06, `Spry ${pct(settledAcc(s))}, FedAvg ${pct(settledAcc(a))}${stuck(a) ? `; ${noGain(a)}` : ''}`);
-      if (s && z) {
-        claim('Spry ≥ 5 points above FedMeZO at the same rounds', settledAcc(s) - settledAcc(z) >= 0.05, `Spry ${pct(settledAcc(s))}, FedMeZO ${pct(settledAcc(z))}`);
-        const ts = timeTo(s, settledAcc(z));
-        claim("Spry reaches FedMeZO's final accuracy in ≤ half its wall time", stuck(z) ? null : ts === null ? false : ts <= wall(z) / 2, `Spry ${ts === null ? 'never' : `${ts.toFixed(0)} s`}, FedMeZO ${wall(z).toFixed(0)} s${stuck(z) ? `; ${noGain(z)}` : ''}`);
-      }
-      if (s && f) claim('FedFgd (no split) clearly below Spry', settledAcc(s) - settledAcc(f) >= 0.02, `Spry ${pct(settledAcc(s))}, FedFgd ${pct(settledAcc(f))}`);
-      if (a && as) claim('FedAvgSplit clearly below FedAvg', settledAcc(a) - settledAcc(as) >= 0.02, `FedAvg ${pct(settledAcc(a))}, FedAvgSplit ${pct(settledAcc(as))}`);
-      if (s && a) {
-        const ps = peak(s.rounds), pa = peak(a.rounds);
-        if (tensorPeakIsTraining(s) && tensorPeakIsTraining(a))
-          claim("Spry's peak training memory ≤ 1/3 of FedAvg's", ps * 3 <= pa, `Spry ${(ps / 2 ** 20).toFixed(1)} MB, FedAvg ${(pa / 2 ** 20).toFixed(1)} MB (${(pa / ps).toFixed(2)}×)`);
-        else claim("Spry's peak training memory ≤ 1/3 of FedAvg's", null, 'trained on ONNX Runtime, whose memory `fedforward bench` measures per mode in its own process (ort-jvp, ort-backprop)');
-      }
-      lines.push('', `![accuracy vs rounds](${slug(task, alpha)}-rounds.png) ![accuracy vs wall time](${slug(task, alpha)}-time.png)`, '');
-    }
-  return lines.join('\n') + '\n';
-}
-
-const slug = (task: string, alpha: number) => `${task}-alpha${alpha}`;
 
 /** Accuracy against rounds and against wall time, one PNG each per task and α. */
 async function plots(runs: Run[]): Promise<void> {

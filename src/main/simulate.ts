@@ -9,6 +9,7 @@ import type { Weights } from '../shared/units.ts';
 import type { ClientUpdate } from '../shared/update.ts';
 import { Rng } from '../shared/spry/rng.ts';
 import { type Collapse, describeCollapse, detectCollapse, sumCounts } from '../shared/collapse.ts';
+import { processMemory } from '../worker/process_memory.ts';
 
 export interface SimulationOptions {
   method: string;
@@ -32,8 +33,12 @@ export interface RoundMetrics {
   accuracy: number | null;
   testLoss: number;
   wallMs: number;
-  /** peak tensor bytes of local training in any worker this round (evaluation excluded), and RSS */
-  peakTensorBytes: number;
+  /**
+   * The simulator's RSS at the round's end and its peak since it started (bytes): one process for
+   * every worker, ONNX Runtime's buffers included, so no one method's figure when one process runs
+   * several (src/main/training_memory.ts measures a method on its own)
+   */
+  rss: number;
   peakRss: number;
   bytesDown: number;
   bytesUp: number;
@@ -86,14 +91,12 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
       return {
         accuracy: init.labels.length > 0 ? correct / total : null,
         testLoss: results.reduce((s, r) => s + r.result.loss * r.result.total, 0) / total,
-        peakTensorBytes: Math.max(...results.map((r) => r.memory.peakTensorBytes)),
-        peakRss: Math.max(...results.map((r) => r.memory.rss)),
         counts: sumCounts(results.map((r) => r.result)),
       };
     };
 
     const { counts: initialCounts, ...ev0 } = await evaluateAll();
-    const initial = { ...ev0, predicted: initialCounts?.predicted ?? null };
+    const initial = { ...ev0, ...processMemory(), predicted: initialCounts?.predicted ?? null };
     const rounds: RoundMetrics[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
       const t0 = performance.now();
@@ -118,8 +121,7 @@ export async function simulate(opts: SimulationOptions, onEvent: (e: SimulationE
         accuracy: ev.accuracy,
         testLoss: ev.testLoss,
         wallMs: performance.now() - t0,
-        peakTensorBytes: Math.max(...replies.map((r) => r.memory.peakTensorBytes)),
-        peakRss: Math.max(ev.peakRss, ...replies.map((r) => r.memory.rss)),
+        ...processMemory(),
         // down: the whole adapter to every sampled client; up: its assigned tensors, or K scalars
         bytesDown: sampled.length * bytesOf(globals),
         bytesUp: updates.reduce((s, u) => s + (perIteration(method, opts.hp) ? 4 * (u.jvp?.length ?? 0) : u.weights ? bytesOf(u.weights) : 0), 0),

@@ -230,14 +230,28 @@ export interface Metrics {
   steps: StepPoint[];
 }
 
+/**
+ * This peer's process memory as the operating system counts it, sampled at each local training
+ * step: the whole process (network side, compute workers, ONNX Runtime's training buffers).
+ */
 export interface MemoryPoint {
   at: number;
   round: number;
   attempt: number;
   step: number;
+  /** resident set size now (bytes) */
   rss: number;
-  tensorBytes: number;
-  peakTensorBytes: number;
+  /** the highest resident set size since the process started (bytes) */
+  peakRss: number;
+}
+
+/** One estimator's training memory, measured by the bench code in a process of its own. */
+export interface TrainingMemoryFigure {
+  /** the child process's peak RSS (bytes) */
+  peakRssBytes: number;
+  /** that peak above its RSS once the model was loaded (bytes; null where it cannot be measured) */
+  workingRssBytes: number | null;
+  medianStepMs: number;
 }
 
 export interface BackpropFigure {
@@ -247,14 +261,15 @@ export interface BackpropFigure {
   model: string;
   batch: number;
   seq: number;
-  backprop?: { peakTensorBytes: number; stepTensorBytes: number; peakRssBytes: number; medianStepMs: number };
-  forward?: { peakTensorBytes: number; stepTensorBytes: number; peakRssBytes: number; medianStepMs: number };
+  /** the engine both ran on, as the bench names it */
+  engine?: string;
+  backprop?: TrainingMemoryFigure;
+  forward?: TrainingMemoryFigure;
   error?: string;
 }
 
 export interface MemoryInfo {
   samples: MemoryPoint[];
-  peakPerStep: { round: number; attempt: number; step: number; peakTensorBytes: number }[];
   backprop: BackpropFigure | null;
 }
 

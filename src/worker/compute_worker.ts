@@ -13,6 +13,7 @@ import type { Tokenizer } from './io/tokenizer.ts';
 import { localTrain } from './spry/client.ts';
 import { type Runner, runnerFor } from './engine/index.ts';
 import { closeEngine, initEngine, setThreads } from './engine/session.ts';
+import { processMemory } from './process_memory.ts';
 import { evaluate } from './spry/evaluate.ts';
 import type { EncodedSet } from './spry/batching.ts';
 import { loadTaskData } from './data/task_data.ts';
@@ -36,7 +37,7 @@ let peak = 0;
 
 function memory(): MemorySample {
   const m = tf.memory();
-  return { tensorBytes: m.numBytes, peakTensorBytes: Math.max(peak, m.numBytes), rss: process.memoryUsage().rss };
+  return { ...processMemory(), tensorBytes: m.numBytes, peakTensorBytes: Math.max(peak, m.numBytes) };
 }
 
 async function profiled<T>(fn: () => T): Promise<T> {

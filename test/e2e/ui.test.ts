@@ -379,7 +379,7 @@ describe.skipIf(!existsSync(CHROMIUM) || MODEL === null)('a run with an election
 
     // Memory counts the steps Training draws.
     await go('Memory');
-    await expect.poll(async () => (await page.getByTestId('chart-peak').textContent()) ?? '', { timeout: 20_000 }).toContain(`${drawn} steps`);
+    await expect.poll(async () => (await page.getByTestId('chart-memory-steps').textContent()) ?? '', { timeout: 20_000 }).toContain(`${drawn} steps`);
 
     // An invite from this member; revoking asks first.
     await go('Federation');

@@ -1,6 +1,7 @@
 // The simulation engine end to end: a worker pool of real compute workers, a real (small) pretrained
 // model, real data. Small configurations that finish in seconds.
 import { describe, expect, it } from 'vitest';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultPerRound, simulate } from '../../src/main/simulate.ts';
 import { HyperParams, METHOD_NAMES } from '../../src/shared/methods.ts';
@@ -31,6 +32,7 @@ describe('clients per round', () => {
 
 describe.skipIf(!HAS_FIXTURES)('simulate', () => {
   it('runs every method for a round, with finite metrics and the upload each method implies', async () => {
+    const modelBytes = statSync(join(MODEL, 'model.safetensors')).size;
     for (const method of METHOD_NAMES) {
       const res = await simulate(options(method));
       const m = res.rounds[0];
@@ -45,6 +47,9 @@ describe.skipIf(!HAS_FIXTURES)('simulate', () => {
       // split methods upload about half the adapter per client (2 clients), the others all of it
       if (method === 'spry' || method === 'fedavgsplit') expect(m.bytesUp).toBeLessThan(1.2 * adapter);
       else expect(m.bytesUp).toBe(2 * adapter);
+      // the simulator's process memory: it holds at least the model, and its peak is never below the present
+      expect(m.rss).toBeGreaterThan(modelBytes);
+      expect(m.peakRss).toBeGreaterThanOrEqual(m.rss);
     }
   }, 240_000);
 

@@ -133,18 +133,17 @@ describe('TrainingStore', () => {
 });
 
 describe('MemoryStore', () => {
-  it('adds pushed samples and keeps the highest peak per step', () => {
+  it('adds pushed samples, keeps the last sample of each step and the process peak', () => {
     const { api, push } = fakeApi({});
     const m = new MemoryStore(api);
-    push('memory', { at: 1, round: 1, attempt: 1, step: 1, rss: 100, tensorBytes: 10, peakTensorBytes: 20 });
-    push('memory', { at: 2, round: 1, attempt: 1, step: 1, rss: 120, tensorBytes: 5, peakTensorBytes: 30 });
-    push('memory', { at: 3, round: 1, attempt: 1, step: 2, rss: 110, tensorBytes: 5, peakTensorBytes: 25 });
-    expect(m.peakPerStep).toEqual([
-      { round: 1, attempt: 1, step: 1, peakTensorBytes: 30 },
-      { round: 1, attempt: 1, step: 2, peakTensorBytes: 25 },
+    push('memory', { at: 1, round: 1, attempt: 1, step: 1, rss: 100, peakRss: 150 });
+    push('memory', { at: 2, round: 1, attempt: 1, step: 1, rss: 120, peakRss: 180 });
+    push('memory', { at: 3, round: 1, attempt: 1, step: 2, rss: 110, peakRss: 180 });
+    expect(m.steps.map((s) => [s.step, s.rss])).toEqual([
+      [1, 120],
+      [2, 110],
     ]);
-    expect(m.peakTensor).toBe(30);
-    expect(m.peakRss).toBe(120);
+    expect(m.peakRss).toBe(180);
     expect(m.latest?.at).toBe(3);
     m.dispose();
   });
@@ -155,7 +154,7 @@ describe('MemoryStore', () => {
     const t = new TrainingStore(api);
     let at = 0;
     const step = (round: number, attempt: number, s: number, rss: number) => {
-      push('memory', { at: ++at, round, attempt, step: s, rss, tensorBytes: 5, peakTensorBytes: 9 });
+      push('memory', { at: ++at, round, attempt, step: s, rss, peakRss: 200 });
       push('step', { round, attempt, step: s, steps: 2, loss: 1, at });
     };
     step(1, 1, 1, 100);
@@ -172,8 +171,10 @@ describe('MemoryStore', () => {
     const fig = { state: 'measured', kind: 'measured', model: 'm', batch: 4, seq: 32 } as const;
     expect(ratioOf(null)).toBe(null);
     expect(ratioOf({ ...fig })).toBe(null);
-    const r = { peakRssBytes: 0, medianStepMs: 0, peakTensorBytes: 0 };
-    expect(ratioOf({ ...fig, forward: { ...r, stepTensorBytes: 10 }, backprop: { ...r, stepTensorBytes: 58 } })).toBe(5.8);
+    const r = { peakRssBytes: 0, medianStepMs: 0 };
+    expect(ratioOf({ ...fig, forward: { ...r, workingRssBytes: 10 }, backprop: { ...r, workingRssBytes: 58 } })).toBe(5.8);
+    // off Linux the working memory is not measured
+    expect(ratioOf({ ...fig, forward: { ...r, workingRssBytes: null }, backprop: { ...r, workingRssBytes: 58 } })).toBe(null);
   });
 });
 

@@ -266,38 +266,43 @@ describe('the Training screen', () => {
 });
 
 describe('the Memory screen', () => {
-  it('starts both memory axes and the per-step axis at zero, and explains the backprop figure', () => {
+  it('shows the process RSS and its peak, starts its axes at zero, and explains the training-memory figure', () => {
     const { api } = fakeApi({});
     const memory = new MemoryStore(api);
-    const fig = { peakRssBytes: 0, medianStepMs: 10 };
-    memory.backprop = { state: 'measured', kind: 'measured', model: 'embedded', batch: 4, seq: 32, backprop: { ...fig, peakTensorBytes: 9e6, stepTensorBytes: 8e6 }, forward: { ...fig, peakTensorBytes: 3e6, stepTensorBytes: 2e6 } };
-    for (const [i, tb] of [7.08, 7.16, 7.09].entries()) memory.add({ at: i, round: 1, attempt: 1, step: i + 1, rss: 3e8, tensorBytes: tb * 2 ** 20, peakTensorBytes: 3e7 });
+    const fig = { medianStepMs: 10 };
+    memory.backprop = { state: 'measured', kind: 'measured', model: 'embedded', batch: 4, seq: 32, engine: 'onnxruntime-node 1.30.0 (cpu, 2 threads)', backprop: { ...fig, peakRssBytes: 250 * 2 ** 20, workingRssBytes: 8 * 2 ** 20 }, forward: { ...fig, peakRssBytes: 240 * 2 ** 20, workingRssBytes: 2 * 2 ** 20 } };
+    for (const [i, rss] of [300, 340, 320].entries()) memory.add({ at: i * 1000, round: 1, attempt: 1, step: i + 1, rss: rss * 2 ** 20, peakRss: 350 * 2 ** 20 });
     charts.length = 0;
     mounted.push(mount(Memory, { target: document.body, props: { memory } }));
     flushSync();
+    const text = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent ?? '';
+    expect(text('rss-now')).toBe('320.0 MB');
+    expect(text('rss-peak')).toBe('350.0 MB');
+    expect(document.body.textContent).toContain('ONNX Runtime\'s training buffers included');
     const live = charts.find((c) => c.config.data.datasets[0]?.label === 'process RSS (MB)')!;
     expect(live.config.options.scales.y!.beginAtZero).toBe(true);
-    expect(live.config.options.scales.y1!.beginAtZero).toBe(true);
-    const peak = charts.find((c) => c.config.data.datasets[0]?.label === 'peak tensors per step (MB)')!;
-    expect(peak.config.options.scales.y!.beginAtZero).toBe(true);
-    expect(peak.config.data.datasets[0]!.data).toHaveLength(3);
-    expect(document.querySelector('[data-testid="backprop"]')?.textContent).toContain('step 4.0× forward mode’s');
-    expect(document.querySelector('[data-testid="backprop-explained"]')?.textContent).toContain('Backprop must keep every layer');
+    expect(live.config.data.datasets.map((d) => d.label)).toEqual(['process RSS (MB)', 'peak RSS so far (MB)']);
+    const steps = charts.find((c) => c.config.data.datasets[0]?.label === 'RSS at the step’s end (MB)')!;
+    expect(steps.config.options.scales.y!.beginAtZero).toBe(true);
+    expect(steps.config.data.datasets[0]!.data).toHaveLength(3);
+    expect(text('chart-memory-steps')).toContain('3 steps, highest 340.0 MB');
+    expect(text('backprop')).toContain('backprop 8.00 MB · forward mode 2.00 MB · 4.0×');
+    expect(text('backprop-explained')).toContain('Backprop keeps every layer');
   });
 });
 
-describe('the backprop card in words', () => {
-  it('says what peak and step memory are, from the bench’s figures', () => {
-    const fig = { peakRssBytes: 0, medianStepMs: 100 };
-    const w = backpropWords(
-      { state: 'measured', kind: 'measured', model: 'embedded', batch: 8, seq: 48, backprop: { ...fig, peakTensorBytes: 203.3 * 2 ** 20, stepTensorBytes: 196.2 * 2 ** 20 }, forward: { ...fig, peakTensorBytes: 24.8 * 2 ** 20, stepTensorBytes: 17.7 * 2 ** 20 } },
-      39.7 * 2 ** 20,
-    );
-    expect(w[0]).toContain('about 7.10 MB here');
-    expect(w[1]).toContain('196.2 MB of working memory (203.3 MB at its peak)');
-    expect(w[1]).toContain('17.7 MB (24.8 MB at its peak)');
-    expect(w[2]).toContain('8 × 48 tokens');
-    expect(w[3]).toContain('The live peak (39.7 MB)');
-    expect(backpropWords(null, 1)).toEqual([]);
+describe('the training-memory card in words', () => {
+  it('says what working and peak memory are, from the bench’s figures', () => {
+    const fig = { medianStepMs: 100 };
+    const w = backpropWords({
+      state: 'measured', kind: 'measured', model: 'embedded', batch: 8, seq: 48, engine: 'onnxruntime-node 1.30.0 (cpu, 2 threads)',
+      backprop: { ...fig, peakRssBytes: 228.2 * 2 ** 20, workingRssBytes: 46.8 * 2 ** 20 },
+      forward: { ...fig, peakRssBytes: 222.5 * 2 ** 20, workingRssBytes: 41.8 * 2 ** 20 },
+    });
+    expect(w[0]).toContain('less that process\'s RSS once the model was loaded');
+    expect(w[1]).toContain('46.8 MB (its process peaked at 228.2 MB)');
+    expect(w[1]).toContain('41.8 MB (peak 222.5 MB)');
+    expect(w[2]).toContain('on onnxruntime-node 1.30.0 (cpu, 2 threads), one batch of 8 × 48 tokens');
+    expect(backpropWords(null)).toEqual([]);
   });
 });

@@ -14,7 +14,7 @@ import { describeCollapse } from '../../shared/collapse.ts';
 import { exportRound, resolveRound, ExportCancelled } from '../export/merge.ts';
 import { writeFileAtomic } from '../../shared/atomic_write.ts';
 import { decodeInvite, InviteTable, type InviteRecord } from '../../shared/invite.ts';
-import { HyperParams } from '../../shared/methods.ts';
+import { HyperParams, estimatorOf, methodSpec } from '../../shared/methods.ts';
 import { loadDataset } from '../../worker/data/task_data.ts';
 import { labelBalance } from '../../worker/data/batches.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
@@ -30,6 +30,7 @@ import type {
   InviteInfo,
   MemberStatus,
   PendingInfo,
+  MemoryInfo,
   MemoryPoint,
   Metrics,
   Phase,
@@ -227,8 +228,8 @@ export class PeerApiImpl implements PeerApi {
     this.onSample(round, attempt, step, memory);
   }
 
-  private onSample(round: number, attempt: number, step: number, m: { tensorBytes: number; peakTensorBytes: number; rss: number }): void {
-    const point: MemoryPoint = { at: Date.now(), round, attempt, step, rss: m.rss, tensorBytes: m.tensorBytes, peakTensorBytes: m.peakTensorBytes };
+  private onSample(round: number, attempt: number, step: number, m: { rss: number; peakRss: number }): void {
+    const point: MemoryPoint = { at: Date.now(), round, attempt, step, rss: m.rss, peakRss: m.peakRss };
     this.samples.push(point);
     if (this.samples.length > MAX_SAMPLES_KEPT) this.samples.splice(0, this.samples.length - MAX_SAMPLES_KEPT);
     this.emit('memory', point);
@@ -403,38 +404,34 @@ export class PeerApiImpl implements PeerApi {
     return { rounds, steps: [...this.steps] };
   }
 
-  async memory() {
+  async memory(): Promise<MemoryInfo> {
     this.startBench();
-    const peaks = new Map<string, { round: number; attempt: number; step: number; peakTensorBytes: number }>();
-    for (const s of this.samples) {
-      const k = `${s.round}/${s.attempt}/${s.step}`;
-      const prev = peaks.get(k);
-      if (!prev || prev.peakTensorBytes < s.peakTensorBytes) peaks.set(k, { round: s.round, attempt: s.attempt, step: s.step, peakTensorBytes: s.peakTensorBytes });
-    }
-    return { samples: [...this.samples], peakPerStep: [...peaks.values()], backprop: this.bench };
+    return { samples: [...this.samples], backprop: this.bench };
   }
 
-  /** The backprop figure for this model, batch and sequence length, measured once with the bench code. */
+  /**
+   * Backprop's and forward mode's training memory for this model, batch and sequence length, on the
+   * engine this peer trains on, each measured once in a process of its own with the bench code.
+   */
   private startBench(): void {
     const settings = this.peer.settings;
-    if (this.bench !== null || settings === null || settings.modelSpec === undefined || this.opts.bench === false) return;
+    const init = this.peer.ctx.init;
+    if (this.bench !== null || settings === null || settings.modelSpec === undefined || init === null || this.opts.bench === false) return;
     const hp = HyperParams.parse(settings.hyperparameters ?? {});
     const spec = settings.modelSpec;
     const fig: BackpropFigure = { state: 'measuring', kind: 'measured', model: spec.model, batch: hp.batchSize, seq: Math.min(hp.maxLength, spec.maxLength) };
     this.bench = fig;
-    void import('../../worker/bench.ts')
-      .then(({ runBench }) =>
-        runBench(
-          { model: resolveModelDir(spec.model), batch: fig.batch, seq: fig.seq, steps: this.opts.benchSteps ?? 2, layers: 'all', k: 1, backend: spec.backend === 'tensorflow' ? 'auto' : spec.backend },
-          ['forward', 'backprop'],
-        ),
+    // the federation's K where its method is a forward-mode one
+    const est = estimatorOf(methodSpec(settings.method ?? 'spry'), hp);
+    const k = est.kind === 'forward' ? est.k : 1;
+    const backend = spec.backend === 'tensorflow' ? 'auto' : spec.backend;
+    // loaded on first use: the peer's own thread never needs the bench code otherwise
+    void import('../training_memory.ts')
+      .then(({ trainingMemory, trainsOnOnnxRuntime }) =>
+        trainingMemory({ model: resolveModelDir(spec.model), batch: fig.batch, seq: fig.seq, k, onnxRuntime: trainsOnOnnxRuntime(init.backend), backend, steps: this.opts.benchSteps ?? 2 }),
       )
-      .then((results) => {
-        const pick = (m: string) => {
-          const r = results.find((x) => x.mode === m);
-          return r ? { peakTensorBytes: r.peakTensorBytes, stepTensorBytes: r.stepTensorBytes, peakRssBytes: r.peakRssBytes, medianStepMs: r.medianStepMs } : undefined;
-        };
-        this.bench = { ...fig, state: 'measured', forward: pick('forward'), backprop: pick('backprop') };
+      .then(({ forward, backprop }) => {
+        this.bench = { ...fig, state: 'measured', engine: forward.engine, forward, backprop };
       })
       .catch((e: unknown) => {
         this.bench = { ...fig, state: 'failed', error: oneLine(e) };

@@ -19,7 +19,7 @@ import type { ClientUpdate } from '../../shared/update.ts';
 
 export class Member {
   private readonly ctx: PeerContext;
-  private peakMemory = { tensorBytes: 0, rss: 0 };
+  private peakMemory = { tensorBytes: 0, rss: 0, peakRss: 0 };
   /** The latest round it is training in, so an older one stops mattering. */
   private training = 0;
   /** One training at a time, so a stale round can be skipped while an earlier one runs. */
@@ -277,6 +277,7 @@ export class Member {
       this.peakMemory = {
         tensorBytes: Math.max(this.peakMemory.tensorBytes, reply.memory.peakTensorBytes),
         rss: Math.max(this.peakMemory.rss, reply.memory.rss),
+        peakRss: Math.max(this.peakMemory.peakRss, reply.memory.peakRss),
       };
       ctx.emit('step', { round, step: progress.steps, steps: progress.steps, loss: reply.result?.loss ?? NaN, memory: reply.memory, done: true });
       return reply.result;
@@ -311,8 +312,13 @@ export class Member {
     return { msg: { ...head, layout }, data };
   }
 
-  /** The highest tensor memory and RSS this peer's compute worker reached while training. */
-  memoryPeak(): { tensorBytes: number; rss: number } {
+  /**
+   * Memory by the end of this peer's trainings so far: peakRss, the highest RSS of its process since
+   * it started (ONNX Runtime's training buffers included; a process shared by several peers counts
+   * them all), rss the highest RSS seen at a training's end, and tensorBytes TensorFlow.js's tensor
+   * peak (training only without ONNX Runtime's engine; see MemorySample).
+   */
+  memoryPeak(): { tensorBytes: number; rss: number; peakRss: number } {
     return { ...this.peakMemory };
   }
 

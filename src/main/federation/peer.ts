@@ -109,7 +109,7 @@ export class Peer {
     return this.ctx.timings();
   }
 
-  memoryPeak(): { tensorBytes: number; rss: number } {
+  memoryPeak(): { tensorBytes: number; rss: number; peakRss: number } {
     return this.member.memoryPeak();
   }
 

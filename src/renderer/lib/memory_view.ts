@@ -2,20 +2,15 @@
 import type { BackpropFigure, MemoryPoint } from '../../shared/api.ts';
 import { bytes } from './format.ts';
 
-/** Sentences that say what the bench's backprop and forward figures are and how they compare with the live peak. */
-export function backpropWords(b: BackpropFigure | null, livePeak: number | null): string[] {
+/** Sentences that say what the bench's backprop and forward-mode figures are and how they compare. */
+export function backpropWords(b: BackpropFigure | null): string[] {
   if (b === null || b.state !== 'measured' || !b.backprop || !b.forward) return [];
-  const base = b.backprop.peakTensorBytes - b.backprop.stepTensorBytes;
-  const out = [
-    `Peak tensors count everything alive at a step's busiest moment: what was there before the step (the model's weights and the adapter, about ${bytes(base)} here) plus the step's own working memory.`,
-    `Backprop must keep every layer's activations until the backward pass: its step needs ${bytes(b.backprop.stepTensorBytes)} of working memory (${bytes(b.backprop.peakTensorBytes)} at its peak). Forward mode carries the gradient estimate along the forward pass and keeps no activations: ${bytes(b.forward.stepTensorBytes)} (${bytes(b.forward.peakTensorBytes)} at its peak).`,
-    `Both were measured by the bench code in a separate process, one batch of ${b.batch} × ${b.seq} tokens, ${b.backprop.medianStepMs.toFixed(0)} ms and ${b.forward.medianStepMs.toFixed(0)} ms per step.`,
+  return [
+    "Training working memory is what a method needs above the loaded model (sessions, activations, gradients): the peak RSS of a process running a few of its steps, less that process's RSS once the model was loaded.",
+    `Backprop keeps every layer's activations until the backward pass: ${bytes(b.backprop.workingRssBytes)} (its process peaked at ${bytes(b.backprop.peakRssBytes)}). Forward mode carries the gradient estimate along the forward pass and keeps none: ${bytes(b.forward.workingRssBytes)} (peak ${bytes(b.forward.peakRssBytes)}).`,
+    `Each was measured by the bench code in a process of its own${b.engine ? ` on ${b.engine}` : ''}, one batch of ${b.batch} × ${b.seq} tokens with every adapter tensor trained, ${b.backprop.medianStepMs.toFixed(0)} ms and ${b.forward.medianStepMs.toFixed(0)} ms per step.`,
+    "This peer's process RSS counts everything in it at once (the runtime, the model, the network side, the training), so it is larger than either working memory.",
   ];
-  if (livePeak !== null)
-    out.push(
-      `The live peak (${bytes(livePeak)}) is measured the same way, in this peer's compute worker during real training with this federation's settings (its number of directions, its data), so it need not equal the bench's one-direction forward step; backprop's working memory would come on top of the same weights.`,
-    );
-  return out;
 }
 
 /**
