@@ -1,6 +1,7 @@
 // Does a peer's process memory grow round after round (the Memory screen's RSS)? Two peers in one
 // process on the embedded model, N rounds (default 20); prints per committed round, as CSV: process
-// RSS, V8 heap, external and array-buffer memory, the compute worker's RSS and live tensors.
+// RSS, V8 heap, external and array-buffer memory, and the process's RSS and peak RSS as the compute
+// worker last reported them (the same process: a check that the two agree).
 // Run: node bench/rss_rounds.ts [rounds]
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -25,19 +26,19 @@ while (a.status().role !== 'leader') await new Promise((r) => setTimeout(r, 100)
 const b = await Peer.open({ dataDir: await dir('b'), listen: ['/ip4/127.0.0.1/tcp/0'] });
 const code = await a.invite({ uses: 1, expiresMs: 600_000, for: [b.peerId] });
 await b.join(code, 'yelp', { source: 'sentiment', split: { kind: 'local', client: 'yelp', domain: 'yelp' }, seed: 1, limit: 200 });
-let lastWorker = { rss: 0, tensorBytes: 0 };
-a.on('step', (e) => (lastWorker = { rss: e.memory.rss, tensorBytes: e.memory.tensorBytes }));
+let lastWorker = { rss: 0, peakRss: 0 };
+a.on('step', (e) => (lastWorker = e.memory));
 const MB = (n: number) => (n / 2 ** 20).toFixed(1);
 const t0 = Date.now();
 let seen = 0;
-console.log('round,seconds,rssMB,heapUsedMB,externalMB,arrayBuffersMB,workerRssMB,liveTensorsMB');
+console.log('round,seconds,rssMB,heapUsedMB,externalMB,arrayBuffersMB,workerRssMB,workerPeakRssMB');
 while (seen < ROUNDS) {
   await new Promise((r) => setTimeout(r, 200));
   const c = a.status().committedRound;
   if (c > seen) {
     seen = c;
     const m = process.memoryUsage();
-    console.log([c, ((Date.now() - t0) / 1000).toFixed(0), MB(m.rss), MB(m.heapUsed), MB(m.external), MB(m.arrayBuffers), MB(lastWorker.rss), MB(lastWorker.tensorBytes)].join(','));
+    console.log([c, ((Date.now() - t0) / 1000).toFixed(0), MB(m.rss), MB(m.heapUsed), MB(m.external), MB(m.arrayBuffers), MB(lastWorker.rss), MB(lastWorker.peakRss)].join(','));
   }
 }
 await b.stop();

@@ -66,20 +66,14 @@ export interface EvalCounts {
   actual?: number[];
 }
 
+/**
+ * RSS now and its peak since the process started (bytes), as the operating system counts them: the
+ * whole process the worker thread runs in (a peer, the simulator), ONNX Runtime's buffers included
+ * (see src/worker/process_memory.ts)
+ */
 export interface MemorySample {
-  /**
-   * RSS now and its peak since the process started (bytes), as the operating system counts them:
-   * the whole process the worker thread runs in (a peer, the simulator), ONNX Runtime's buffers
-   * included (see src/worker/process_memory.ts)
-   */
   rss: number;
   peakRss: number;
-  /**
-   * TensorFlow.js's live tensor bytes now, and their peak during the last task: its copy of the
-   * model and what runs on it (training only without ONNX Runtime's engine), never ONNX Runtime's
-   */
-  tensorBytes: number;
-  peakTensorBytes: number;
 }
 
 export type WorkerRequest =

@@ -20,7 +20,7 @@ import { loadTaskData } from './data/task_data.ts';
 import { encodeExamples } from './data/batches.ts';
 import type { Example } from './data/examples.ts';
 import type { TensorMap } from './models/model.ts';
-import { DataSpec, type LocalFinetune, ModelSpec, type MemorySample, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
+import { DataSpec, type LocalFinetune, ModelSpec, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
 import type { Weights } from '../shared/units.ts';
 import { methodSpec } from '../shared/methods.ts';
 
@@ -33,21 +33,6 @@ let runner: Runner | null = null;
 /** models loaded so far: a session cache key never outlives its weights */
 let loads = 0;
 const clients = new Map<string, { train: EncodedSet; test: EncodedSet }>();
-let peak = 0;
-
-function memory(): MemorySample {
-  const m = tf.memory();
-  return { ...processMemory(), tensorBytes: m.numBytes, peakTensorBytes: Math.max(peak, m.numBytes) };
-}
-
-async function profiled<T>(fn: () => T): Promise<T> {
-  let out!: T;
-  const info = await tf.profile(() => {
-    out = fn();
-  });
-  peak = info.peakBytes;
-  return out;
-}
 
 function encode(tok: Tokenizer, examples: Example[], maxLength: number): EncodedSet {
   return { ids: encodeExamples(tok, examples, maxLength), labels: examples.map((e) => e.label), pad: tok.padId ?? 0 };
@@ -98,10 +83,8 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       const c = need(req.client);
       const t0 = performance.now();
       const task = { client: req.client, roundSeed: req.roundSeed, method: methodSpec(req.method), hp: req.hp, units: req.units, globals: req.globals };
-      const result = await profiled(() =>
-        localTrain(model!, task, c.train, (p) => port.postMessage({ id: req.id, type: 'progress', client: req.client, ...p, memory: memory() } satisfies WorkerReply), runner),
-      );
-      return { id: req.id, type: 'train', result, memory: memory(), ms: performance.now() - t0 };
+      const result = await localTrain(model!, task, c.train, (p) => port.postMessage({ id: req.id, type: 'progress', client: req.client, ...p, memory: processMemory() } satisfies WorkerReply), runner);
+      return { id: req.id, type: 'train', result, memory: processMemory(), ms: performance.now() - t0 };
     }
     case 'close':
       await closeEngine();
@@ -109,8 +92,8 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
     case 'evaluate': {
       const c = need(req.client);
       const globals = req.finetune ? await finetuned(req.client, req.globals, req.finetune, c.train) : req.globals;
-      const result = await profiled(() => evaluate(model!, globals, c.test, req.batchSize, Infinity, runner));
-      return { id: req.id, type: 'evaluate', result, memory: memory() };
+      const result = await evaluate(model!, globals, c.test, req.batchSize, Infinity, runner);
+      return { id: req.id, type: 'evaluate', result, memory: processMemory() };
     }
   }
 }

@@ -19,7 +19,6 @@ import type { ClientUpdate } from '../../shared/update.ts';
 
 export class Member {
   private readonly ctx: PeerContext;
-  private peakMemory = { tensorBytes: 0, rss: 0, peakRss: 0 };
   /** The latest round it is training in, so an older one stops mattering. */
   private training = 0;
   /** One training at a time, so a stale round can be skipped while an earlier one runs. */
@@ -274,11 +273,6 @@ export class Member {
           ctx.emit('step', { round, step: m.step, steps: m.steps, loss: m.loss, memory: m.memory, done: false });
         },
       );
-      this.peakMemory = {
-        tensorBytes: Math.max(this.peakMemory.tensorBytes, reply.memory.peakTensorBytes),
-        rss: Math.max(this.peakMemory.rss, reply.memory.rss),
-        peakRss: Math.max(this.peakMemory.peakRss, reply.memory.peakRss),
-      };
       ctx.emit('step', { round, step: progress.steps, steps: progress.steps, loss: reply.result?.loss ?? NaN, memory: reply.memory, done: true });
       return reply.result;
     } finally {
@@ -310,16 +304,6 @@ export class Member {
     if (ctx.options.tamperUpdate) weights = ctx.options.tamperUpdate(round, weights);
     const { layout, data } = packLoose(weights, names.map((n) => bySpec.get(n)!));
     return { msg: { ...head, layout }, data };
-  }
-
-  /**
-   * Memory by the end of this peer's trainings so far: peakRss, the highest RSS of its process since
-   * it started (ONNX Runtime's training buffers included; a process shared by several peers counts
-   * them all), rss the highest RSS seen at a training's end, and tensorBytes TensorFlow.js's tensor
-   * peak (training only without ONNX Runtime's engine; see MemorySample).
-   */
-  memoryPeak(): { tensorBytes: number; rss: number; peakRss: number } {
-    return { ...this.peakMemory };
   }
 
   /** The newest committed global adapter, with what an export needs to describe it. */

@@ -109,10 +109,6 @@ export class Peer {
     return this.ctx.timings();
   }
 
-  memoryPeak(): { tensorBytes: number; rss: number; peakRss: number } {
-    return this.member.memoryPeak();
-  }
-
   committedAdapter(): { round: number; globals: Weights; init: InitReply } {
     return this.member.committedAdapter();
   }

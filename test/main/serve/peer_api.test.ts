@@ -106,7 +106,7 @@ describe('the peer API on a created (not started) federation', () => {
     peer.on('step', (e) => peerSteps.push(e));
     const off = peer.on('status', (s) => statuses.push(s.paused));
     // The Peer's compute worker, as it would answer (the pool is the Peer's own; the test stands in for it).
-    const memory = { tensorBytes: 10, peakTensorBytes: 20, rss: 1000, peakRss: 1500 };
+    const memory = { rss: 1000, peakRss: 1500 };
     let trained = 0;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
@@ -149,8 +149,6 @@ describe('the peer API on a created (not started) federation', () => {
     // the process's RSS and its peak as the worker reported them, step by step
     expect(mem.samples.map((p) => [p.step, p.rss, p.peakRss])).toEqual([[1, 1000, 1500], [2, 1200, 1600], [2, 1000, 1500]]);
     expect(mem.backprop).toBe(null); // bench off in this test
-    // the process's peak and the highest RSS at a training's end, from the worker's reply
-    expect(peer.memoryPeak()).toEqual({ tensorBytes: 20, rss: 1000, peakRss: 1500 });
   });
 
   it('a committed round’s evaluation: the peer emits it, the API pushes it as a round event', async () => {
@@ -159,7 +157,7 @@ describe('the peer API on a created (not started) federation', () => {
     const rounds: number[] = [];
     peer.on('round', (m) => rounds.push(m.round));
     const inner = peer.ctx as unknown as { pool: unknown; committed: unknown; init: unknown };
-    inner.pool = { run: async () => ({ type: 'evaluate', result: { loss: 0.5, correct: 3, total: 4 }, memory: { tensorBytes: 0, peakTensorBytes: 0, rss: 0, peakRss: 0 } }) };
+    inner.pool = { run: async () => ({ type: 'evaluate', result: { loss: 0.5, correct: 3, total: 4 }, memory: { rss: 0, peakRss: 0 } }) };
     inner.committed = { round: 1, globals: new Map(), server: { m: new Map(), v: new Map() } };
     inner.init = { backend: 'cpu', family: 'gpt2', lora: { r: 1, alpha: 1, dropout: 0, targetModules: ['c_attn'] }, specs: [], units: [], labels: ['neg', 'pos'], clients: [], initial: new Map() };
     expect(peer.modelInfo()).toMatchObject({ family: 'gpt2', backend: 'cpu', labels: ['neg', 'pos'] });
@@ -187,7 +185,7 @@ describe('the peer API on a created (not started) federation', () => {
     const inner = peer.ctx as unknown as { pool: unknown; committed: unknown; init: unknown };
     inner.pool = { run: async (req: { globals: unknown }) => {
       const r = byRound.get(req.globals)!;
-      return { type: 'evaluate', result: { loss: r.loss, correct: 10, total: 20, predicted: r.predicted, actual: r.actual }, memory: { tensorBytes: 0, peakTensorBytes: 0, rss: 0, peakRss: 0 } };
+      return { type: 'evaluate', result: { loss: r.loss, correct: 10, total: 20, predicted: r.predicted, actual: r.actual }, memory: { rss: 0, peakRss: 0 } };
     } };
     inner.init = { backend: 'cpu', family: 'gpt2', lora: { r: 1, alpha: 1, dropout: 0, targetModules: ['c_attn'] }, specs: [], units: [], labels: ['neg', 'pos'], clients: [], initial };
     const collapses: number[] = [];
