@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../src/worker/backend.ts';
 import { englishCorpus, type CorpusSource } from '../src/worker/data/builtin.ts';
 import { disposeDual } from '../src/worker/fwd/dual.ts';
-import { generate } from '../src/worker/generate.ts';
+import { generate, onTfjs } from '../src/worker/generate.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../src/worker/io/safetensors.ts';
 import { Tokenizer } from '../src/worker/io/tokenizer.ts';
 import { createModel } from '../src/worker/models/index.ts';
@@ -705,18 +705,18 @@ async function main(): Promise<void> {
     trainLoss: NaN, finished: false, corpus, trainTokens: train.length, valTokensTotal: val.length, tokenizer: tokStats,
     sample: '', runs: [...before.runs, { started: started.toISOString(), minutes: MINUTES, steps: 0 }],
   };
-  const evalAndSample = (windows: Int32Array[]) => {
+  const evalAndSample = async (windows: Int32Array[]) => {
     const model = modelOf(config, weights);
     const valLoss = evaluate(model, windows);
     const prompt = tok.encode('The', { addSpecialTokens: false });
-    const sample = 'The' + tok.decode(generate(model, prompt, { maxNewTokens: 24, stopId: tok.eosId }), { skipSpecialTokens: true });
+    const sample = 'The' + tok.decode(await generate(onTfjs(model), prompt, { maxNewTokens: 24, stopId: tok.eosId }), { skipSpecialTokens: true });
     model.dispose();
     stats.valLoss = valLoss;
     stats.valTokens = windows.length * (TRAIN.seqLen - 1);
     stats.sample = sample;
     log({ event: 'eval', step: stats.step, tokens: stats.tokensSeen, val_loss: valLoss, val_ppl: Math.exp(valLoss), windows: windows.length, sample, elapsed_s: stats.trainSeconds });
   };
-  evalAndSample(valSmall);
+  await evalAndSample(valSmall);
 
   let stopRequested = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => {
@@ -774,7 +774,7 @@ async function main(): Promise<void> {
     }
     if ((performance.now() - lastCheckpoint) / 1000 >= TRAIN.checkpointSeconds) {
       const pause = performance.now();
-      evalAndSample(valSmall);
+      await evalAndSample(valSmall);
       await saveCheckpoint(weights, config, stats);
       log({ event: 'checkpoint', step: stats.step, dir: OUT });
       // evaluation and saving do not count against the training budget
@@ -787,7 +787,7 @@ async function main(): Promise<void> {
   stats.finished = !stopRequested;
   stats.tokensPerSecond = stats.tokensSeen / stats.trainSeconds;
   if (window.length > 0) stats.trainLoss = window.reduce((a, b) => a + b, 0) / window.length;
-  evalAndSample(valFull);
+  await evalAndSample(valFull);
   await saveCheckpoint(weights, config, stats);
   log({ event: 'done', step: stats.step, tokens: stats.tokensSeen, train_s: stats.trainSeconds, tokens_per_s: stats.tokensPerSecond, val_loss: stats.valLoss, val_ppl: Math.exp(stats.valLoss), stopped_early: stopRequested });
   optDecay.dispose();

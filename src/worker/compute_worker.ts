@@ -11,8 +11,8 @@ import { initTrainable } from './models/lora.ts';
 import type { Model } from './models/model.ts';
 import type { Tokenizer } from './io/tokenizer.ts';
 import { localTrain } from './spry/client.ts';
-import { type Runner, runnerFor } from './engine/index.ts';
-import { closeEngine, initEngine, setThreads } from './engine/session.ts';
+import { type Runner, startRunner } from './engine/index.ts';
+import { closeEngine, setThreads } from './engine/session.ts';
 import { processMemory } from './process_memory.ts';
 import { evaluate } from './spry/evaluate.ts';
 import type { EncodedSet } from './spry/batching.ts';
@@ -98,23 +98,13 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
   }
 }
 
-/**
- * The ONNX Runtime engine for the loaded model: its description, or null when the family is not
- * ported, FEDFORWARD_ENGINE=tfjs asks for TensorFlow.js, or no execution provider starts (the
- * forward gradients then run on TensorFlow.js, as before). Threads: the pool's share of the cores.
- */
+/** The ONNX Runtime engine for the loaded model (startRunner), on the pool's share of the cores. */
 async function startEngine(config: Record<string, unknown>, tensors: TensorMap, key: string): Promise<string | null> {
-  runner = null;
-  if (process.env.FEDFORWARD_ENGINE === 'tfjs') return null;
   const threads = (workerData as { threads?: number } | null)?.threads;
   if (threads) setThreads(threads);
-  try {
-    const info = await initEngine();
-    runner = runnerFor(model!, config, tensors, key);
-    return runner && info.detail;
-  } catch (e) {
-    return `ONNX Runtime unavailable (${oneLine(e)})`;
-  }
+  const started = await startRunner(model!, config, tensors, key);
+  runner = started.runner;
+  return started.detail;
 }
 
 /** The global adapter after the client's own local training on every unit (weights, not jvps). */

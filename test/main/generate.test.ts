@@ -29,6 +29,7 @@ interface Out {
   ids: number[];
   text: string | null;
   lastLogits: number[];
+  backend: string;
 }
 
 function run(...args: string[]): Promise<{ code: number; out: Out | null; stderr: string }> {
@@ -57,6 +58,8 @@ describe.skipIf(!HAS_FIXTURES)('generate --ids --json on stories260K (no tokeniz
       run('--model', join(dir, 'hf'), '--ids', '1', '--max-new-tokens', String(want.length), '--json'),
     ]);
     expect(a.stderr).toBe('');
+    // decoded by ONNX Runtime's runner, as every command runs now
+    expect(a.out!.backend).toMatch(/^onnxruntime-node .* \(cpu, \d+ threads?\)$/);
     expect(a.out!.promptIds).toEqual(lily.input_ids);
     // fixtures/README: transformers' float32 logits, compared with an absolute tolerance of 1e-4
     expect(maxAbs(a.out!.lastLogits, lily.logits.at(-1)!)).toBeLessThan(1e-4);

@@ -3,7 +3,6 @@
 // logits instead); with --ids --json, token ids in and the ids and last prompt position's logits out,
 // so any checkpoint (even without a tokenizer) can be compared with Hugging Face transformers
 // (bench/check_peft.py does).
-import * as tf from '@tensorflow/tfjs';
 import { type Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { backendOption, nonNegativeNumber, positiveInt } from './options.ts';
@@ -11,8 +10,10 @@ import { initBackend } from '../../worker/backend.ts';
 import { loadModel } from '../../worker/models/index.ts';
 import { resolveModelDir } from '../../worker/models/embedded.ts';
 import { plainParams, type Model, type Task } from '../../worker/models/model.ts';
-import type { Params } from '../../worker/models/lora.ts';
-import { argmax, generate, nextTokenLogits } from '../../worker/generate.ts';
+import { startRunner } from '../../worker/engine/index.ts';
+import { type Decoder, argmax, generate, onEngine, onTfjs } from '../../worker/generate.ts';
+import type { Weights } from '../../shared/units.ts';
+import * as tf from '@tensorflow/tfjs';
 import { readPeftAdapter, type PeftAdapter } from '../export/peft.ts';
 
 function tokenIds(v: string): number[] {
@@ -41,9 +42,13 @@ export function generateCommand(program: Command): void {
       const adapter = o.adapter ? await readPeftAdapter(path.resolve(o.adapter)) : null;
       const task = adapter ? adapterTask(adapter, o.adapter) : ({ kind: 'causal-lm' } as const);
       const modelDir = cmd.getOptionValueSource('model') === 'default' && adapter?.baseModel ? resolveModelDir(adapter.baseModel) : resolveModelDir(o.model);
-      const { model, tokenizer } = await loadModel(modelDir, task, adapter?.lora ?? { targetModules: [] });
+      const { model, tokenizer, config, tensors, dir } = await loadModel(modelDir, task, adapter?.lora ?? { targetModules: [] });
+      const values = adapter ? adapterValues(model, adapter, o.adapter) : new Map<string, Float32Array>();
+      const engine = await startRunner(model, config, tensors, dir);
+      const adapterTensors = engine.runner ? null : new Map(model.trainable.map((s) => [s.name, tf.tensor(values.get(s.name)!, s.shape, 'float32')]));
+      const decoder: Decoder = engine.runner ? onEngine(engine.runner, values) : onTfjs(model, plainParams(adapterTensors!));
+      const backendName = engine.runner ? engine.detail : backend.name;
       try {
-        const params = adapter ? adapterParams(model, adapter, o.adapter) : new Map();
         let prompt: number[];
         if (o.ids) {
           prompt = o.ids;
@@ -56,30 +61,30 @@ export function generateCommand(program: Command): void {
         }
         if (task.kind === 'classification') {
           // a classification adapter generates nothing: its class logits are what can be checked
-          const logits = classLogits(model, prompt, params);
+          const logits = Array.from(await decoder.logits(prompt));
           const labels = adapter?.labels?.length === logits.length ? adapter.labels : logits.map((_, i) => `LABEL_${i}`);
           const label = labels[argmax(logits)];
-          if (o.json) console.log(JSON.stringify({ prompt: o.ids ? null : o.prompt, promptIds: prompt, logits, labels, label, backend: backend.name }));
+          if (o.json) console.log(JSON.stringify({ prompt: o.ids ? null : o.prompt, promptIds: prompt, logits, labels, label, backend: backendName }));
           else console.log(`${label} (${labels.map((l, i) => `${l} ${logits[i]!.toFixed(4)}`).join(', ')})`);
           return;
         }
         const t0 = performance.now();
-        const ids = generate(model, prompt, {
+        const ids = await generate(decoder, prompt, {
           maxNewTokens: o.maxNewTokens,
           temperature: o.temperature,
           topK: o.topK,
           seed: o.seed,
           stopId: tokenizer?.eosId ?? null,
-          params,
         });
         const seconds = (performance.now() - t0) / 1000;
         const text = tokenizer ? tokenizer.decode(ids, { skipSpecialTokens: true }) : null;
         if (o.json) {
-          const lastLogits = o.ids ? Array.from(nextTokenLogits(model, prompt.slice(-model.dims.maxPositions), params)) : undefined;
-          console.log(JSON.stringify({ prompt: o.ids ? null : o.prompt, promptIds: prompt, ids, text, lastLogits, backend: backend.name, seconds }));
+          const lastLogits = o.ids ? Array.from(await decoder.logits(prompt.slice(-model.dims.maxPositions))) : undefined;
+          console.log(JSON.stringify({ prompt: o.ids ? null : o.prompt, promptIds: prompt, ids, text, lastLogits, backend: backendName, seconds }));
         } else if (text !== null) console.log(o.prompt + text);
         else console.log(ids.join(','));
       } finally {
+        if (adapterTensors) tf.dispose([...adapterTensors.values()]);
         model.dispose();
       }
     });
@@ -94,24 +99,16 @@ function adapterTask(adapter: PeftAdapter, dir: string): Task {
   return { kind: 'classification', numLabels: head.shape[0]! };
 }
 
-/** Class logits [C] of one unpadded sequence. */
-function classLogits(model: Model, ids: number[], params: Params): number[] {
-  const out = tf.tidy(() => model.forward({ ids: tf.tensor2d([ids], undefined, 'int32'), mask: tf.ones([1, ids.length]) as tf.Tensor2D }, params, null).p);
-  const logits = Array.from(out.dataSync());
-  out.dispose();
-  return logits;
-}
-
-/** The adapter's tensors as the model's LoRA params: exactly the tensors the model expects, shapes checked. */
-function adapterParams(model: Model, adapter: PeftAdapter, dir: string): Params {
-  const values = new Map<string, tf.Tensor>();
+/** The adapter's tensors as the model's trainable tensors: exactly the ones the model expects, shapes checked. */
+function adapterValues(model: Model, adapter: PeftAdapter, dir: string): Weights {
+  const values: Weights = new Map();
   for (const spec of model.trainable) {
     const t = adapter.tensors.get(spec.name);
     if (!t) throw new Error(`${dir}: the adapter has no tensor ${spec.name}`);
     if (t.shape.join(',') !== spec.shape.join(',')) throw new Error(`${dir}: tensor ${spec.name} has shape [${t.shape}], the model needs [${spec.shape}]`);
-    values.set(spec.name, tf.tensor(t.data, t.shape, 'float32'));
+    values.set(spec.name, t.data);
   }
   const extra = [...adapter.tensors.keys()].find((n) => !values.has(n));
   if (extra !== undefined) throw new Error(`${dir}: the adapter's tensor ${extra} has no place in this model`);
-  return plainParams(values);
+  return values;
 }

@@ -9,6 +9,7 @@ import { gpt2 } from './models/gpt2.ts';
 import { llama } from './models/llama.ts';
 import { bert } from './models/bert.ts';
 import { Runner, type HostValues } from './runner.ts';
+import { initEngine } from './session.ts';
 
 const FAMILIES = { gpt2, llama, bert } as Record<string, typeof gpt2 | undefined>;
 
@@ -26,6 +27,22 @@ export function irModel(config: Record<string, unknown>, tensors: TensorMap, tas
 export function runnerFor(model: Model, config: Record<string, unknown>, tensors: TensorMap, key: string): Runner | null {
   const ir = irModel(config, tensors, model.task, model.lora);
   return ir && new Runner(ir, key);
+}
+
+/**
+ * The runner for a loaded model and what it runs on (the line printed beside the backend), or no
+ * runner, with the reason where there is one, when the family is not ported, FEDFORWARD_ENGINE=tfjs
+ * asks for TensorFlow.js, or no execution provider starts: TensorFlow.js then runs it, as before.
+ */
+export async function startRunner(model: Model, config: Record<string, unknown>, tensors: TensorMap, key: string): Promise<{ runner: Runner | null; detail: string | null }> {
+  if (process.env.FEDFORWARD_ENGINE === 'tfjs') return { runner: null, detail: null };
+  try {
+    const info = await initEngine();
+    const runner = runnerFor(model, config, tensors, key);
+    return { runner, detail: runner && info.detail };
+  } catch (e) {
+    return { runner: null, detail: `ONNX Runtime unavailable (${(e instanceof Error ? e.message : String(e)).split('\n')[0]})` };
+  }
 }
 
 export function hostBatch(batch: Batch): HostBatch {

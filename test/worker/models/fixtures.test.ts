@@ -1,4 +1,5 @@
-// The loaders must reproduce Hugging Face transformers' logits on real checkpoints.
+// The loaders must reproduce Hugging Face transformers' logits on real checkpoints, and greedy
+// decoding on ONNX Runtime (and on TensorFlow.js, the fallback) the published continuations.
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,16 +9,20 @@ import { readSafetensorsFile } from '../../../src/worker/io/safetensors.ts';
 import { createGpt2 } from '../../../src/worker/models/gpt2.ts';
 import { createLlama } from '../../../src/worker/models/llama.ts';
 import type { Model, TensorMap } from '../../../src/worker/models/model.ts';
-import { generate } from '../../../src/worker/generate.ts';
+import { type Decoder, generate, onEngine, onTfjs } from '../../../src/worker/generate.ts';
+import { gpt2 } from '../../../src/worker/engine/models/gpt2.ts';
+import { llama } from '../../../src/worker/engine/models/llama.ts';
+import { Runner } from '../../../src/worker/engine/index.ts';
+import { initEngine } from '../../../src/worker/engine/session.ts';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
 
 const LM = { kind: 'causal-lm' } as const;
 const NO_LORA = { r: 1, alpha: 1, dropout: 0, targetModules: [] };
 
-async function load(dir: string, make: typeof createGpt2): Promise<Model> {
+async function load(dir: string, make: typeof createGpt2, ir: typeof gpt2): Promise<{ model: Model; engine: Decoder }> {
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-  return make(config, tensors as TensorMap, LM, NO_LORA);
+  return { model: make(config, tensors as TensorMap, LM, NO_LORA), engine: onEngine(new Runner(ir(config, tensors as TensorMap, LM, NO_LORA), `fixture:${dir}`)) };
 }
 
 function logitsOf(model: Model, ids: number[]): Float32Array {
@@ -36,6 +41,7 @@ function maxAbsDiff(a: Float32Array, rows: number[][]): number {
 
 beforeAll(async () => {
   await initBackend('wasm');
+  await initEngine('cpu');
 });
 
 // HF float32 logits: an independent float32 implementation agrees to ~3e-5 (fixtures/README.md), so 1e-4.
@@ -45,8 +51,9 @@ describe.skipIf(!HAS_FIXTURES)('GPT-2 (gpt2-char-selftrained) matches Hugging Fa
   const dir = join(FIXTURES, 'gpt2-char-selftrained');
   const ref = HAS_FIXTURES ? JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) : null;
   let model: Model;
+  let engine: Decoder;
   beforeAll(async () => {
-    model = await load(dir, createGpt2);
+    ({ model, engine } = await load(dir, createGpt2, gpt2));
   });
 
   it('teacher-forced logits at all 128 positions', () => {
@@ -54,10 +61,12 @@ describe.skipIf(!HAS_FIXTURES)('GPT-2 (gpt2-char-selftrained) matches Hugging Fa
     expect(maxAbsDiff(logitsOf(model, input_ids), logits)).toBeLessThan(ATOL);
   });
 
-  it('greedy continuation equals HF generate()', () => {
+  it('greedy continuation equals HF generate(), on ONNX Runtime and on TensorFlow.js', async () => {
     const { prompt_ids, output_ids, max_new_tokens } = ref.greedy;
-    const out = generate(model, prompt_ids, { maxNewTokens: max_new_tokens });
-    expect([...prompt_ids, ...out]).toEqual(output_ids);
+    for (const decoder of [engine, onTfjs(model)]) {
+      const out = await generate(decoder, prompt_ids, { maxNewTokens: max_new_tokens });
+      expect([...prompt_ids, ...out]).toEqual(output_ids);
+    }
   });
 });
 
@@ -66,8 +75,9 @@ describe.skipIf(!HAS_FIXTURES)('Llama (stories260K) matches Hugging Face transfo
   const ref = HAS_FIXTURES ? JSON.parse(readFileSync(join(dir, 'reference_logits_hf.json'), 'utf8')) : null;
   const expected = HAS_FIXTURES ? JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) : null;
   let model: Model;
+  let engine: Decoder;
   beforeAll(async () => {
-    model = await load(join(dir, 'hf'), createLlama);
+    ({ model, engine } = await load(join(dir, 'hf'), createLlama, llama));
   });
 
   it('logits of the "Lily" prompt at every position', () => {
@@ -85,9 +95,9 @@ describe.skipIf(!HAS_FIXTURES)('Llama (stories260K) matches Hugging Face transfo
     expect(worst).toBeLessThan(ATOL);
   });
 
-  it("greedy text from BOS equals llama2.c's published 200-token output", () => {
+  it("greedy text from BOS equals llama2.c's published 200-token output, on ONNX Runtime", async () => {
     const want: number[] = expected.test_all_py.output_ids;
-    const got = generate(model, [1], { maxNewTokens: want.length });
+    const got = await generate(engine, [1], { maxNewTokens: want.length });
     expect(got).toEqual(want);
   });
 });
