@@ -4,7 +4,8 @@
 // The Peer publishes what the interface shows: its events (status, round metrics, training steps
 // with memory samples), modelInfo(), dataInfo(), pause()/resume(). The rest comes from the pieces
 // beside it: the metrics log and the invite table in its data directory, the bench code for the
-// backprop figure, the exporter (src/main/export/merge.ts). What cannot work throws a one-line reason.
+// training-memory figures (src/main/training_memory.ts), the exporter (src/main/export/merge.ts).
+// What cannot work throws a one-line reason.
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
