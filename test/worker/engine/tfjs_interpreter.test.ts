@@ -1,0 +1,88 @@
+// The engine's graphs run by TensorFlow.js ops (tfjs_interpreter.ts) give what ONNX Runtime gives
+// for every family: logits and loss (with LoRA dropout, the same masks), tf.grads through the whole
+// model = the engine's reverse mode, and the forward-mode graph's jvp; and the interpreted
+// stories260K reproduces Hugging Face's logits.
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../../src/worker/backend.ts';
+import { type RandomShape, randomCheckpoint } from '../../../src/worker/models/random.ts';
+import { loadHfDir } from '../../../src/worker/io/hf_dir.ts';
+import { Runner, irModel } from '../../../src/worker/engine/index.ts';
+import { initEngine } from '../../../src/worker/engine/session.ts';
+import type { HostBatch } from '../../../src/worker/engine/model.ts';
+import { jvpGraph, tangentName } from '../../../src/worker/engine/jvp.ts';
+import { directions } from '../../../src/shared/spry/directions.ts';
+import { globalsOf } from '../../main/spry/per_iteration_setup.ts';
+import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
+import { relErr } from './harness.ts';
+import { constants, feedsOf, interpret } from './tfjs_interpreter.ts';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  await initEngine('cpu');
+});
+
+const BATCH: HostBatch = { b: 2, t: 6, ids: Int32Array.from([3, 9, 27, 4, 11, 7, 2, 20, 5, 1, 0, 0]), mask: Float32Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]), labels: Int32Array.from([1, 0]) };
+
+const FAMILIES: [RandomShape, string[]][] = [
+  [{ family: 'gpt2', layers: 2, hidden: 16, heads: 2, vocab: 29, positions: 16 }, ['c_attn', 'c_fc']],
+  [{ family: 'llama', layers: 2, hidden: 16, heads: 4, kvHeads: 2, intermediate: 24, vocab: 29, positions: 16 }, ['q_proj', 'v_proj', 'down_proj']],
+  [{ family: 'bert', layers: 2, hidden: 16, heads: 2, intermediate: 24, vocab: 29, positions: 16 }, ['query', 'value']],
+];
+
+describe('the engine graphs run by TensorFlow.js ops = ONNX Runtime', () => {
+  for (const [shape, targetModules] of FAMILIES)
+    it(`${shape.family}: logits, loss with dropout, tf.grads = reverse mode, jvp`, async () => {
+      const { config, tensors } = randomCheckpoint(shape, 3);
+      const task = { kind: 'classification', numLabels: 3 } as const;
+      const model = irModel(config, tensors, task, { r: 2, alpha: 4, dropout: 0.2, targetModules })!;
+      const runner = new Runner(model, `random/${shape.family}/tfjs-interpreter`);
+      const values = globalsOf(model.trainable);
+      const names = model.trainable.map((s) => s.name);
+      const t = model.trace(false);
+      const consts = constants(t.graph);
+      const feeds = feedsOf(model, BATCH, values);
+
+      const out = interpret(t.graph, consts, { logits: t.logits, loss: t.loss }, feeds);
+      const ref = await runner.lossAndLogits(BATCH, values);
+      expect(relErr(out.logits.dataSync(), ref.logits)).toBeLessThan(1e-5);
+      expect(Math.abs(out.loss.dataSync()[0] - ref.loss) / ref.loss).toBeLessThan(1e-5);
+
+      // the same dropout masks from the same seed
+      const dropped = model.trace(true);
+      const withDrop = interpret(dropped.graph, constants(dropped.graph), { loss: dropped.loss }, feedsOf(model, BATCH, values, { sites: dropped.dropout, seed: 11 }));
+      const dropRef = await runner.loss(BATCH, values, 11);
+      expect(Math.abs(withDrop.loss.dataSync()[0] - dropRef) / dropRef).toBeLessThan(1e-5);
+      expect(Math.abs(dropRef - ref.loss) / ref.loss).toBeGreaterThan(1e-3);
+
+      const loss = (...xs: tf.Tensor[]) => interpret(t.graph, consts, { loss: t.loss }, { ...feeds, ...Object.fromEntries(names.map((n, i) => [n, xs[i]])) }).loss as tf.Scalar;
+      const grads = tf.grads(loss)(names.map((n) => feeds[n]));
+      const rev = await runner.backprop(BATCH, values, names, null);
+      names.forEach((n, i) => expect(relErr(grads[i].dataSync(), rev.grads.get(n)!)).toBeLessThan(1e-4));
+
+      const k = 3;
+      const j = jvpGraph(t.graph, [t.loss], names);
+      const dirs = new Map(names.map((n) => [n, directions('tfjs-interpreter', model.trainable, n, k)]));
+      const tangents = Object.fromEntries(model.trainable.map((s) => [tangentName(s.name), tf.tensor(dirs.get(s.name)!, [k, ...s.shape], 'float32')]));
+      const jvp = interpret(j.graph, constants(j.graph), { jvp: j.tangents[0]! }, { ...feeds, ...tangents });
+      expect(relErr(jvp.jvp.dataSync(), (await runner.jvp(BATCH, values, dirs, k, null)).jvp)).toBeLessThan(1e-4);
+    });
+});
+
+describe.skipIf(!HAS_FIXTURES)('stories260K interpreted by TensorFlow.js ops', () => {
+  it('gives the "Lily" prompt\'s Hugging Face logits at every position to 1e-4', async () => {
+    const dir = join(FIXTURES, 'stories260K');
+    const ref = JSON.parse(readFileSync(join(dir, 'reference_logits_hf.json'), 'utf8'));
+    const hf = await loadHfDir(join(dir, 'hf'));
+    const model = irModel(hf.config, hf.tensors, { kind: 'causal-lm' }, { r: 1, alpha: 1, dropout: 0, targetModules: [] })!;
+    const ids: number[] = ref.lily.input_ids;
+    const batch: HostBatch = { b: 1, t: ids.length, ids: Int32Array.from(ids), mask: new Float32Array(ids.length).fill(1), labels: null };
+    const t = model.trace(false);
+    const logits = interpret(t.graph, constants(t.graph), { logits: t.logits }, feedsOf(model, batch, new Map())).logits.dataSync();
+    let worst = 0;
+    (ref.lily.logits as number[][]).forEach((row, i) => row.forEach((x, v) => (worst = Math.max(worst, Math.abs(logits[i * row.length + v] - x)))));
+    expect(worst).toBeLessThan(1e-4);
+  });
+});
