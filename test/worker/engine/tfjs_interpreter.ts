@@ -21,11 +21,14 @@ const scatterRows = (ct: tf.Tensor, idx: tf.Tensor, shape: number[]) =>
 
 /** gather on axis 0, its gradient written with scatterND so that tf.grads runs on the wasm backend */
 const gather0 = (x: tf.Tensor, idx: tf.Tensor) =>
-  tf.customGrad((xs: tf.Tensor) => ({ value: tf.gather(xs, idx, 0), gradFunc: (dy: tf.Tensor) => scatterRows(dy, idx, xs.shape) }))(x) as tf.Tensor;
+  tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xs = args[0] as tf.Tensor;
+    return { value: tf.gather(xs, idx, 0), gradFunc: (dy: tf.Tensor | tf.Tensor[]) => scatterRows(dy as tf.Tensor, idx, xs.shape) };
+  })(x) as tf.Tensor;
 
 function matmul([a, b]: tf.Tensor[]): tf.Tensor {
   // a frozen weight: one 2-D product over all rows
-  if (b.rank === 2 && a.rank > 2) return tf.matMul(a.reshape([-1, a.shape[a.rank - 1]]), b).reshape([...a.shape.slice(0, -1), b.shape[1]]);
+  if (b.rank === 2 && a.rank > 2) return tf.matMul(a.reshape([-1, a.shape.at(-1)!]), b).reshape([...a.shape.slice(0, -1), b.shape[1]!]);
   const r = Math.max(a.rank, b.rank);
   const [ua, ub] = [a, b].map((t) => (t.rank < r ? t.reshape([...Array<number>(r - t.rank).fill(1), ...t.shape]) : t));
   // tfjs 4.22 returns a wrong-sized product when both operands broadcast ([1, B] against [K, 1]): expand both first
