@@ -100,6 +100,8 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
 
 /** The ONNX Runtime engine for the loaded model (startRunner), on the pool's share of the cores. */
 async function startEngine(config: Record<string, unknown>, tensors: TensorMap, key: string): Promise<string | null> {
+  // the previous model's runner must not serve the new model while the engine starts
+  runner = null;
   const threads = (workerData as { threads?: number } | null)?.threads;
   if (threads) setThreads(threads);
   const started = await startRunner(model!, config, tensors, key);
