@@ -40,8 +40,12 @@ export interface Emitted {
   weightBytes: number;
 }
 
-/** Lower `g` to ONNX with the given named outputs; nodes no output needs are left out. */
-export function toOnnx(g: Graph, outputs: Record<string, Value>): Emitted {
+/**
+ * Lower `g` to ONNX with the given named outputs; nodes no output needs are left out. `late`: graph
+ * inputs (a jvp graph's tangents) whose dependent nodes are listed after all the others; see
+ * lateLast for why.
+ */
+export function toOnnx(g: Graph, outputs: Record<string, Value>, late: string[] = []): Emitted {
   const nodes: Onnx.INodeProto[] = [];
   const inits: Onnx.ITensorProto[] = [];
   const names = new Map<Value, string>();
@@ -111,10 +115,33 @@ export function toOnnx(g: Graph, outputs: Record<string, Value>): Emitted {
       irVersion: 8,
       producerName: 'fedforward',
       opsetImport: [{ domain: '', version: OPSET }],
-      graph: { name: 'fedforward', node: nodes, input: inputs, output: graphOutputs, initializer: inits },
+      graph: { name: 'fedforward', node: lateLast(nodes, late), input: inputs, output: graphOutputs, initializer: inits },
     },
     weightBytes,
   };
+}
+
+/**
+ * The nodes that read `late` inputs (directly or not) moved after all the others, order otherwise
+ * kept. ONNX Runtime runs nodes in the order of a depth-first walk back from the graph outputs that
+ * takes each node's last-listed input first. With a jvp graph listed op by op (value, then
+ * tangent) that walk computes every value of the model before the first tangent, so all the values
+ * that tangent rules read stay alive at once: the jvp step then held as much as backprop. Listed
+ * values first, the walk goes down the tangent chain first and computes each value just before
+ * the tangent that needs it, and it can be freed a layer later.
+ */
+function lateLast(nodes: Onnx.INodeProto[], late: string[]): Onnx.INodeProto[] {
+  if (late.length === 0) return nodes;
+  const tainted = new Set(late);
+  const early: Onnx.INodeProto[] = [];
+  const rest: Onnx.INodeProto[] = [];
+  for (const n of nodes) {
+    if (n.input!.some((x) => tainted.has(x))) {
+      for (const o of n.output!) tainted.add(o);
+      rest.push(n);
+    } else early.push(n);
+  }
+  return [...early, ...rest];
 }
 
 /**
