@@ -115,17 +115,25 @@ export class Runner {
     return specs.slice(start).map((s) => s.name);
   }
 
+  private jvpSession(names: string[], drop: boolean): Promise<ort.InferenceSession> {
+    const stack = process.env.FEDFORWARD_STACK_MATMULS === '1';
+    return session(this.sessionKey(stack ? 'jvp-stacked' : 'jvp', drop, names), () => {
+      const t = this.model.trace(drop);
+      const j = jvpGraph(t.graph, [t.loss], names, { stack });
+      return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! }, names.map(tangentName));
+    });
+  }
+
+  /** Builds the session a jvp step on `requested` runs, and runs nothing (the benchmark's weights-only baseline). */
+  async prepareJvp(requested: string[], dropoutSeed: number | null): Promise<void> {
+    await this.jvpSession(this.tangentSet(requested), this.dropout(dropoutSeed));
+  }
+
   /** The loss and its K directional derivatives along `dirs` ([K, ...shape] per perturbed tensor). */
   async jvp(batch: HostBatch, values: HostValues, dirs: Map<string, Float32Array>, k: number, dropoutSeed: number | null): Promise<ForwardResult> {
     if (dirs.size === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
     const names = this.tangentSet([...dirs.keys()]);
-    const drop = this.dropout(dropoutSeed);
-    const stack = process.env.FEDFORWARD_STACK_MATMULS === '1';
-    const s = await session(this.sessionKey(stack ? 'jvp-stacked' : 'jvp', drop, names), () => {
-      const t = this.model.trace(drop);
-      const j = jvpGraph(t.graph, [t.loss], names, { stack });
-      return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! });
-    });
+    const s = await this.jvpSession(names, this.dropout(dropoutSeed));
     const extra: Record<string, { data: Float32Array; shape: number[] }> = {};
     for (const n of names) {
       const shape = this.model.trainable.find((x) => x.name === n)!.shape;
