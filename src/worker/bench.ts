@@ -184,7 +184,11 @@ async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<Mode
   const ir = irModel(config, tensors, taskOf(args), defaultLora(familyOf(config)));
   if (!ir) throw new Error(`the ${familyOf(config)} family does not run on ONNX Runtime yet`);
   if (args.seq > ir.dims.maxPositions) throw new Error(`--seq ${args.seq} exceeds the model's ${ir.dims.maxPositions} positions`);
+  // the IR model has read every weight it needs (Llama's transposed copies are its own), and the
+  // runner keeps them in its weight file only: the process holds the weights once, as ORT's
+  tensors.clear();
   const runner = new Runner(ir, args.model);
+  runner.releaseHostWeights();
   const rng = new Rng('bench', 1);
   const values = new Map(ir.trainable.map((s) => [s.name, Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, () => 0.02 * rng.normal())]));
   const keep = layerFilter(args.layers);

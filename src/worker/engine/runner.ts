@@ -8,7 +8,7 @@ import type { IrModel, HostBatch } from './model.ts';
 import { batchFeeds, dropoutFeeds } from './model.ts';
 import { jvpGraph, tangentName } from './jvp.ts';
 import { grad } from './vjp.ts';
-import { toOnnx } from './onnx.ts';
+import { WeightFile, toOnnx } from './onnx.ts';
 import { ort, run, session } from './session.ts';
 
 export type HostValues = Map<string, Float32Array>;
@@ -24,10 +24,21 @@ export class Runner {
   /** identifies the base weights (a model directory, or a random checkpoint's shape and seed) */
   readonly key: string;
   private readonly causal: boolean;
+  /** the frozen weights of every session of this model, in one file */
+  private readonly weights = new WeightFile();
   constructor(model: IrModel, key: string) {
     this.model = model;
     this.key = key;
     this.causal = model.family !== 'bert';
+  }
+
+  /**
+   * Moves the model's frozen weights into the weight file and frees JavaScript's copies (see
+   * WeightFile.release): the process then holds them once, as ONNX Runtime does. Only for a model
+   * whose weights nothing else in this thread reads (the benchmark's random checkpoints).
+   */
+  releaseHostWeights(): void {
+    this.weights.release([...this.model.trace(false).graph.consts.values()].map((c) => c.data));
   }
 
   private sessionKey(mode: string, dropout: boolean, names: string[] = []): string {
@@ -69,7 +80,7 @@ export class Runner {
     const s = await session(this.sessionKey('logits', false), () => {
       const t = this.model.trace(false);
       return toOnnx(t.graph, { logits: t.logits });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, null));
     return out.logits.data as Float32Array;
   }
@@ -79,7 +90,7 @@ export class Runner {
     const s = await session(this.sessionKey('loss+logits', false), () => {
       const t = this.model.trace(false);
       return toOnnx(t.graph, { loss: t.loss, logits: t.logits });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, null));
     return { loss: (out.loss.data as Float32Array)[0], logits: out.logits.data as Float32Array };
   }
@@ -90,7 +101,7 @@ export class Runner {
     const s = await session(this.sessionKey('loss', drop), () => {
       const t = this.model.trace(drop);
       return toOnnx(t.graph, { loss: t.loss });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, dropoutSeed));
     return (out.loss.data as Float32Array)[0];
   }
@@ -121,7 +132,7 @@ export class Runner {
       const t = this.model.trace(drop);
       const j = jvpGraph(t.graph, [t.loss], names, { stack });
       return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! }, names.map(tangentName));
-    });
+    }, this.weights);
   }
 
   /** Builds the session a jvp step on `requested` runs, and runs nothing (the benchmark's weights-only baseline). */
@@ -162,7 +173,7 @@ export class Runner {
       const t = this.model.trace(drop);
       const gs = grad(t.loss, sorted.map((n) => t.adapter.get(n)!));
       return toOnnx(t.graph, { loss: t.loss, ...Object.fromEntries(sorted.map((n, i) => [`grad:${n}`, gs[i]])) });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, dropoutSeed));
     return { loss: (out.loss.data as Float32Array)[0], grads: new Map(names.map((n) => [n, out[`grad:${n}`].data as Float32Array])) };
   }
