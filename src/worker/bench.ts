@@ -201,14 +201,16 @@ async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<Mode
     mask: new Float32Array(n).fill(1),
     labels: args.task === 'lm' ? null : Int32Array.from({ length: args.batch }, () => rng.int(2)),
   };
-  /** median of args.steps timed steps, after one untimed (tracing, session, a seed no timed step uses) */
-  const timed = async (step: (i: number) => Promise<unknown>, times: number[] = []) => {
+  /** median of args.steps timed steps (also appended to `all`), after one untimed (tracing, session, a seed no timed step uses) */
+  const timed = async (step: (i: number) => Promise<unknown>, all: number[] = []) => {
     await step(args.steps);
+    const times: number[] = [];
     for (let i = 0; i < args.steps; i++) {
       const t0 = performance.now();
       await step(i);
       times.push(performance.now() - t0);
     }
+    all.push(...times);
     return median(times);
   };
   const working = markWorkingMemory();

@@ -11,6 +11,7 @@ describe('bench on ONNX Runtime', () => {
     // 4 LoRA units (c_attn of each layer) and the head over 3 clients: unit i goes to client i mod 3
     expect(r.clients!.map((c) => [c.first, c.units])).toEqual([['transformer.h.0.attn.c_attn', 2], ['transformer.h.1.attn.c_attn', 2], ['transformer.h.2.attn.c_attn', 1]]);
     expect(r.stepMs).toHaveLength(3);
+    expect(r.clients!.map((c) => c.medianStepMs)).toEqual(r.stepMs); // one step each: its own
     expect(r.medianStepMs).toBeCloseTo(r.clients!.reduce((s, c) => s + c.medianStepMs, 0) / 3, 9);
     expect(r.inferenceMs).toBeGreaterThan(0);
   });
