@@ -2,7 +2,7 @@
 // the adapter, LoRA dropout masks) and the training loss, which is the same for all of them:
 // cross-entropy of the labels (classification) or of the next token (causal LM), as
 // src/worker/models/model.ts lossOf computes it on TensorFlow.js.
-import type { Family, ModelDims, Task, TensorMap } from '../models/model.ts';
+import type { Batch, Family, ModelDims, Task, TensorMap } from '../models/model.ts';
 import type { LoraConfig, TrainableSpec } from '../models/lora.ts';
 import { philox4x32_10, seedKey } from '../../shared/spry/rng.ts';
 import { Graph, type Value } from './ir.ts';
@@ -152,6 +152,24 @@ export function batchFeeds(model: IrModel, batch: HostBatch, causal: boolean): R
   }
   feeds.pool = { data: pool, shape: [b, t] };
   return feeds;
+}
+
+/**
+ * Every graph input computed on the host for a batch: batchFeeds, the family's own (hostFeeds) and,
+ * with `dropout`, the masks of its sites for its seed.
+ */
+export function hostInputs(model: IrModel, batch: HostBatch, dropout: { sites: { name: string; features: number }[]; seed: number } | null): Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> {
+  return {
+    ...batchFeeds(model, batch, model.family !== 'bert'),
+    ...model.hostFeeds?.(batch),
+    ...(dropout ? dropoutFeeds(dropout.sites, batch.b, batch.t, model.lora.dropout, dropout.seed) : {}),
+  };
+}
+
+/** A batch of tensors as host arrays. */
+export function hostBatch(batch: Batch): HostBatch {
+  const [b, t] = batch.ids.shape;
+  return { b, t, ids: batch.ids.dataSync() as Int32Array, mask: batch.mask.dataSync() as Float32Array, labels: batch.labels ? (batch.labels.dataSync() as Int32Array) : null };
 }
 
 /**

@@ -17,7 +17,8 @@ import { directions } from '../../../src/shared/spry/directions.ts';
 import { globalsOf } from '../../main/spry/per_iteration_setup.ts';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
 import { relErr } from './harness.ts';
-import { constants, feedsOf, interpret } from './tfjs_interpreter.ts';
+import { constants, interpret } from '../../../src/worker/engine/tfjs.ts';
+import { feedsOf } from './tfjs_interpreter.ts';
 
 beforeAll(async () => {
   await initBackend('wasm');
