@@ -175,8 +175,8 @@ export function hostBatch(batch: Batch): HostBatch {
 /**
  * LoRA dropout keep masks, scaled by 1/(1 − p): the same seed gives the same masks on every
  * machine. Each site's stream is xoshiro128** seeded by a Philox block of (seed, site): Philox per
- * element cost 45 ms a step on the 4-layer × 256 GPT-2, xoshiro 1/20 of that. (TensorFlow.js draws
- * its own masks: same rate, other bits, so the two engines agree exactly only without dropout.)
+ * element cost 45 ms a step on the 4-layer × 256 GPT-2, xoshiro 1/20 of that. The TensorFlow.js
+ * fallback (models/ir_model.ts) feeds the same masks, so both engines train alike with dropout.
  */
 export function dropoutFeeds(sites: { name: string; features: number }[], b: number, t: number, rate: number, seed: number): Record<string, { data: Float32Array; shape: number[] }> {
   const out: Record<string, { data: Float32Array; shape: number[] }> = {};
