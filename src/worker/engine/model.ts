@@ -107,6 +107,8 @@ export function crossEntropy(g: Graph, logits: Value): Value {
 /** Host-side feeds of a batch: ids, positions, attention bias, and the loss's targets and weights. */
 export function batchFeeds(model: IrModel, batch: HostBatch, causal: boolean): Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> {
   const { b, t, ids, mask, labels } = batch;
+  // past the position table a lookup would read out of bounds (RoBERTa's stops padding_idx + 1 rows early: dims)
+  if (t > model.dims.maxPositions) throw new Error(`sequence length ${t} exceeds the model's ${model.dims.maxPositions} positions`);
   const bias = new Float32Array(b * t * t);
   for (let i = 0; i < b; i++)
     for (let q = 0; q < t; q++)

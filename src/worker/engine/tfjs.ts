@@ -19,12 +19,20 @@ const axisOf = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 const scatterRows = (ct: tf.Tensor, idx: tf.Tensor, shape: number[]) =>
   tf.scatterND(idx.reshape([-1, 1]), ct.reshape([idx.size, ...ct.shape.slice(idx.rank)]), shape);
 
-/** gather on axis 0, its gradient written with scatterND so that tf.grads runs on the wasm backend */
+/**
+ * gather on axis 0, its gradient written with scatterND so that tf.grads runs on the wasm backend.
+ * The indices are saved with the value (not captured), since a caller may free its feeds before
+ * the backward pass runs.
+ */
 const gather0 = (x: tf.Tensor, idx: tf.Tensor) =>
   tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const xs = args[0] as tf.Tensor;
-    return { value: tf.gather(xs, idx, 0), gradFunc: (dy: tf.Tensor | tf.Tensor[]) => scatterRows(dy as tf.Tensor, idx, xs.shape) };
-  })(x) as tf.Tensor;
+    const [xs, ids, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([ids]);
+    return {
+      value: tf.gather(xs, ids, 0),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [scatterRows(dy as tf.Tensor, saved[0], xs.shape), tf.zerosLike(saved[0])],
+    };
+  })(x, idx) as tf.Tensor;
 
 function matmul([a, b]: tf.Tensor[]): tf.Tensor {
   // a frozen weight: one 2-D product over all rows

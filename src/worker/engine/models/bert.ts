@@ -75,7 +75,7 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
   if (modelType !== 'bert' && modelType !== 'roberta') throw new Error(`config.json: model_type "${modelType}" is not a BERT/RoBERTa encoder`);
   const roberta = modelType === 'roberta';
   const dims = bertDims(config);
-  const { hidden: d, layers, heads, intermediate: ff, vocabSize, maxPositions } = dims;
+  const { hidden: d, layers, heads, intermediate: ff, vocabSize } = dims;
   if (d % heads !== 0) throw new Error(`config.json: hidden_size ${d} is not divisible by num_attention_heads ${heads}`);
   const hd = d / heads;
   const eps = need<number>(config, 'layer_norm_eps', 1e-12);
@@ -125,7 +125,6 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
 
   /** position ids [B, T]: 0..T−1 (BERT); cumsum(ids ≠ pad)·(ids ≠ pad) + padding_idx (RoBERTa) */
   function hostFeeds(batch: HostBatch) {
-    if (batch.t > maxPositions) throw new Error(`sequence length ${batch.t} exceeds the ${maxPositions} positions of max_position_embeddings ${positionTable}`);
     const out = new BigInt64Array(batch.b * batch.t);
     for (let i = 0; i < batch.b; i++) {
       let count = 0;

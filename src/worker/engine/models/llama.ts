@@ -53,7 +53,7 @@ export function llamaTrainable(dims: ModelDims, headDim: number, task: Task, lor
 
 export function llama(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): IrModel {
   const dims = llamaDims(config);
-  const { hidden: d, layers, heads, kvHeads, intermediate: ff, vocabSize, maxPositions } = dims;
+  const { hidden: d, layers, heads, kvHeads, intermediate: ff, vocabSize } = dims;
   const hd = need<number>(config, 'head_dim', d / heads);
   const eps = need<number>(config, 'rms_norm_eps', 1e-6);
   const invFreq = ropeInvFreq(config, hd);
@@ -96,7 +96,6 @@ export function llama(config: Record<string, unknown>, tensors: TensorMap, task:
 
   /** cos and sin [T, hd] at positions 0..T−1, halves repeated (HF's rotate-half layout), in float32 as HF computes the angles */
   function hostFeeds(batch: HostBatch) {
-    if (batch.t > maxPositions) throw new Error(`sequence length ${batch.t} exceeds max_position_embeddings ${maxPositions}`);
     const cos = new Float32Array(batch.t * hd);
     const sin = new Float32Array(batch.t * hd);
     for (let p = 0; p < batch.t; p++)
