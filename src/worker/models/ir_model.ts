@@ -41,7 +41,7 @@ export function interpretedModel(ir: IrModel): Model {
     return v;
   }
 
-  // the weights become tensors now, so that a wrong checkpoint fails at load and `base` exists
+  // the weights become tensors now, outside any caller's tf.tidy, and `base` names them
   const plain = variant(false, []);
   const base = new Map<string, tf.Tensor>();
   for (const [value, c] of plain.graph.consts) {

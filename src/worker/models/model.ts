@@ -41,7 +41,8 @@ export interface Model {
   forward(batch: Batch, params: Params, dropoutSeed: number | null): Dual;
   /**
    * the frozen tensors by the graph's names: the checkpoint's names (GPT-2's without "transformer."),
-   * Llama's and BERT's linear weights transposed to [in, out]
+   * Llama's and BERT's linear weights transposed to [in, out], Llama's tied head as lm_head.weight
+   * and, with grouped-query heads, its repeat_kv constant
    */
   base: Map<string, tf.Tensor>;
   dispose(): void;
