@@ -54,6 +54,7 @@ export function interpretedModel(ir: IrModel): Model {
   }
 
   return {
+    ir,
     family: ir.family,
     dims: ir.dims,
     task: ir.task,

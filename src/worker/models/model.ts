@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Dual, crossEntropy, disposeDual, tidyDual } from '../fwd/dual.ts';
 import type { LoraConfig, Params, TrainableSpec, Unit } from './lora.ts';
+import type { IrModel } from '../engine/model.ts';
 
 export type Family = 'gpt2' | 'llama' | 'bert';
 export type Task = { kind: 'causal-lm' } | { kind: 'classification'; numLabels: number };
@@ -34,6 +35,8 @@ export interface Model {
   /** trainable tensors in module order (LoRA pairs by depth, then the head) */
   trainable: TrainableSpec[];
   units: Unit[];
+  /** the family's graph over these weights: what ONNX Runtime runs (engine/index.ts runnerFor) */
+  ir: IrModel;
   /**
    * logits: [B, T, V] for causal LM, [B, C] for classification, and their tangents [K, ...] when
    * params carry some. Frees each intermediate after its last use.

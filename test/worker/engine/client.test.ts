@@ -23,7 +23,7 @@ const LLAMA: RandomShape = { family: 'llama', layers: 2, hidden: 16, heads: 4, k
 function setup(dropout: number, shape: RandomShape = SHAPE, targets = TARGETS) {
   const { config, tensors } = randomCheckpoint(shape, 5);
   const model = createModel(config, tensors, CLS, { r: 1, alpha: 1, dropout, targetModules: targets });
-  const runner = runnerFor(model, config, tensors, `random/${shape.family}/${dropout}`);
+  const runner = runnerFor(model, `random/${shape.family}/${dropout}`);
   const task = {
     client: 'c0',
     roundSeed: 'engine-client',

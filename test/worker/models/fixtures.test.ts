@@ -21,7 +21,7 @@ async function load(dir: string): Promise<{ model: Model; engine: Decoder }> {
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
   const model = createModel(config, tensors as TensorMap, LM, NO_LORA);
-  return { model, engine: onEngine(runnerFor(model, config, tensors as TensorMap, `fixture:${dir}`)) };
+  return { model, engine: onEngine(runnerFor(model, `fixture:${dir}`)) };
 }
 
 function logitsOf(model: Model, ids: number[]): Float32Array {
