@@ -2,8 +2,10 @@
 // Each method runs in its own child process, so that process RSS (which the wasm heap never gives
 // back) belongs to that method alone; tensor memory is TensorFlow.js's own profile (peakBytes).
 // The ort-* modes run the same steps on the ONNX Runtime engine (src/worker/engine), where only
-// RSS is measured: ort-weights is a process that holds the weights and an inference session and
-// runs nothing, the baseline for each mode's working memory. Every mode also reports its working
+// RSS is measured: ort-weights is a process that builds the jvp step's session (so it holds the
+// weights as the jvp process does) and runs nothing, the baseline for each mode's working memory.
+// ort-jvp-assignments times the jvp step of each client of a Spry round (its tangents start at its
+// first assigned unit) beside the inference step, in one process. Every mode also reports its working
 // memory within its own process: its peak RSS above its RSS once the model is loaded.
 import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
@@ -11,11 +13,15 @@ import { fileURLToPath } from 'node:url';
 import { type BackendName, initBackend } from './backend.ts';
 import { createModel, defaultLora, familyOf, loadModel } from './models/index.ts';
 import { resolveModelDir } from './models/embedded.ts';
-import { type Batch, type Model, lossOf, plainParams } from './models/model.ts';
+import { type Batch, type Model, type Task, lossOf, plainParams } from './models/model.ts';
 import { GPT2_SMALL, type RandomShape, randomCheckpoint } from './models/random.ts';
 import { loadHfDir } from './io/hf_dir.ts';
 import { initTrainable } from './models/lora.ts';
 import { backpropGradient, forwardGradient, zeroOrderGradient } from './train/gradients.ts';
+import { unitsOf } from './models/lora.ts';
+import { tensorsOf } from '../shared/units.ts';
+// the rule the aggregator assigns units by: a pure function, measured here as the product uses it
+import { assignUnits } from '../main/spry/assignment.ts';
 import { disposeDual } from './fwd/dual.ts';
 import { Rng } from '../shared/spry/rng.ts';
 import type { TensorMap } from './models/model.ts';
@@ -26,7 +32,7 @@ import { initEngine, setThreads } from './engine/session.ts';
 import { markWorkingMemory } from './process_memory.ts';
 
 export const TFJS_MODES = ['forward', 'backprop', 'zero-order', 'inference'] as const;
-export const ENGINE_MODES = ['ort-jvp', 'ort-inference', 'ort-backprop', 'ort-weights'] as const;
+export const ENGINE_MODES = ['ort-jvp', 'ort-inference', 'ort-backprop', 'ort-weights', 'ort-jvp-assignments'] as const;
 export const BENCH_MODES = [...TFJS_MODES, ...ENGINE_MODES] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
 
@@ -42,12 +48,20 @@ export interface BenchArgs {
   backend: BackendName | 'auto';
   /** ONNX Runtime intra-op threads (default: all cores) */
   threads?: number;
+  /** the 2-class head (default) or next-token prediction with the LM head */
+  task?: 'classification' | 'lm';
+  /** clients of the Spry round ort-jvp-assignments splits the units among (default: one per unit) */
+  clients?: number;
 }
 
-/** Random-weight checkpoints by name: GPT-2 small, and the 4-layer × 256 shape of the engine issue. */
-const RANDOM: Record<string, RandomShape> = {
+/**
+ * Random-weight checkpoints by name: GPT-2 small, the 4-layer × 256 shape of the engine issue, and
+ * a Llama of about 1 B parameters (TinyLlama 1.1B's shape, its LM head tied to the embedding).
+ */
+export const RANDOM: Record<string, RandomShape> = {
   'gpt2-small-random': GPT2_SMALL,
   'gpt2-4x256-random': { family: 'gpt2', layers: 4, hidden: 256, heads: 4, vocab: 8192, positions: 1024 },
+  'llama-1b-random': { family: 'llama', layers: 22, hidden: 2048, heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000, positions: 2048 },
 };
 
 export interface ModeResult {
@@ -65,10 +79,14 @@ export interface ModeResult {
    * loadedRssBytes: the mode's working memory, in the same process; NaN off Linux (see restartPeak)
    */
   workingRssBytes: number;
+  /** ort-jvp-assignments: the mean over clients of each one's median step */
   medianStepMs: number;
   stepMs: number[];
   backend: string;
   trainable: number;
+  /** ort-jvp-assignments: each client's first unit and median jvp step, and the inference step's median in the same process */
+  clients?: { first: string; units: number; medianStepMs: number }[];
+  inferenceMs?: number;
 }
 
 function layerFilter(spec: string): (name: string) => boolean {
@@ -83,7 +101,8 @@ function layerFilter(spec: string): (name: string) => boolean {
   };
 }
 
-const TASK = { kind: 'classification', numLabels: 2 } as const;
+const taskOf = (args: BenchArgs): Task => (args.task === 'lm' ? { kind: 'causal-lm' } : { kind: 'classification', numLabels: 2 });
+const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function checkpoint(args: BenchArgs): Promise<{ config: Record<string, unknown>; tensors: TensorMap }> {
   const shape = RANDOM[args.model];
@@ -95,9 +114,9 @@ async function checkpoint(args: BenchArgs): Promise<{ config: Record<string, unk
 async function buildModel(args: BenchArgs): Promise<Model> {
   if (RANDOM[args.model]) {
     const { config, tensors } = await checkpoint(args);
-    return createModel(config, tensors, TASK);
+    return createModel(config, tensors, taskOf(args));
   }
-  return (await loadModel(resolveModelDir(args.model), TASK)).model;
+  return (await loadModel(resolveModelDir(args.model), taskOf(args))).model;
 }
 
 /** Runs one mode in this process and returns its measurements. */
@@ -114,7 +133,7 @@ export async function measureMode(mode: BenchMode, args: BenchArgs): Promise<Mod
   const batch: Batch = {
     ids: tf.randomUniform([args.batch, args.seq], 0, model.dims.vocabSize, 'int32') as tf.Tensor2D,
     mask: tf.ones([args.batch, args.seq]) as tf.Tensor2D,
-    labels: tf.randomUniform([args.batch], 0, 2, 'int32') as tf.Tensor1D,
+    labels: args.task === 'lm' ? undefined : (tf.randomUniform([args.batch], 0, 2, 'int32') as tf.Tensor1D),
   };
   const step = (i: number) => {
     if (mode === 'inference') {
@@ -138,7 +157,6 @@ export async function measureMode(mode: BenchMode, args: BenchArgs): Promise<Mod
     times.push(performance.now() - t0);
     peak = Math.max(peak, info.peakBytes);
   }
-  const sorted = times.slice().sort((a, b) => a - b);
   const w = working();
   return {
     mode,
@@ -147,7 +165,7 @@ export async function measureMode(mode: BenchMode, args: BenchArgs): Promise<Mod
     peakRssBytes: w.peakRss,
     loadedRssBytes: w.markRss,
     workingRssBytes: w.workingRss,
-    medianStepMs: sorted[Math.floor(sorted.length / 2)],
+    medianStepMs: median(times),
     stepMs: times,
     backend: backend.name,
     trainable: names.length,
@@ -163,10 +181,14 @@ async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<Mode
   const engine = await initEngine();
   const { config, tensors } = await checkpoint(args);
   // the adapter createModel gives the TensorFlow.js modes: the family's default
-  const ir = irModel(config, tensors, TASK, defaultLora(familyOf(config)));
+  const ir = irModel(config, tensors, taskOf(args), defaultLora(familyOf(config)));
   if (!ir) throw new Error(`the ${familyOf(config)} family does not run on ONNX Runtime yet`);
   if (args.seq > ir.dims.maxPositions) throw new Error(`--seq ${args.seq} exceeds the model's ${ir.dims.maxPositions} positions`);
+  // the IR model has read every weight it needs (Llama's transposed copies are its own), and the
+  // runner keeps them in its weight file only: the process holds the weights once, as ORT's
+  tensors.clear();
   const runner = new Runner(ir, args.model);
+  runner.releaseHostWeights();
   const rng = new Rng('bench', 1);
   const values = new Map(ir.trainable.map((s) => [s.name, Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, () => 0.02 * rng.normal())]));
   const keep = layerFilter(args.layers);
@@ -177,38 +199,63 @@ async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<Mode
     t: args.seq,
     ids: Int32Array.from({ length: n }, () => rng.int(ir.dims.vocabSize)),
     mask: new Float32Array(n).fill(1),
-    labels: Int32Array.from({ length: args.batch }, () => rng.int(2)),
+    labels: args.task === 'lm' ? null : Int32Array.from({ length: args.batch }, () => rng.int(2)),
   };
-  const step = async (i: number) => {
-    if (mode === 'ort-jvp') await runner.forwardGradient(batch, values, names, args.k, `bench/${i}`, i);
-    else if (mode === 'ort-backprop') await runner.backprop(batch, values, names, i);
-    else await runner.loss(batch, values, null);
-  };
-  const times: number[] = [];
-  const working = markWorkingMemory();
-  if (mode === 'ort-weights') await runner.logits({ ...batch, b: 1, t: 1, ids: batch.ids.slice(0, 1), mask: batch.mask.slice(0, 1) }, values);
-  else {
-    await step(args.steps); // warm-up, with a seed no measured step uses
+  /** median of args.steps timed steps, after one untimed (tracing, session, a seed no timed step uses) */
+  const timed = async (step: (i: number) => Promise<unknown>, times: number[] = []) => {
+    await step(args.steps);
     for (let i = 0; i < args.steps; i++) {
       const t0 = performance.now();
       await step(i);
       times.push(performance.now() - t0);
     }
-  }
-  const sorted = times.slice().sort((a, b) => a - b);
-  const w = working();
-  return {
-    mode,
-    peakTensorBytes: NaN,
-    stepTensorBytes: NaN,
-    peakRssBytes: w.peakRss,
-    loadedRssBytes: w.markRss,
-    workingRssBytes: w.workingRss,
-    medianStepMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN,
-    stepMs: times,
-    backend: engine.detail,
-    trainable: names.length,
+    return median(times);
   };
+  const working = markWorkingMemory();
+  const result = (medianStepMs: number, stepMs: number[], extra: Partial<ModeResult> = {}): ModeResult => {
+    const w = working();
+    return {
+      mode,
+      peakTensorBytes: NaN,
+      stepTensorBytes: NaN,
+      peakRssBytes: w.peakRss,
+      loadedRssBytes: w.markRss,
+      workingRssBytes: w.workingRss,
+      medianStepMs,
+      stepMs,
+      backend: engine.detail,
+      trainable: names.length,
+      ...extra,
+    };
+  };
+  const inference = () => runner.loss(batch, values, null);
+  if (mode === 'ort-weights') {
+    await runner.prepareJvp(names, 0);
+    return result(NaN, []);
+  }
+  if (mode === 'ort-jvp-assignments') {
+    const units = unitsOf(ir.trainable).filter((u) => u.tensors.some((n) => names.includes(n)));
+    const clients = Array.from({ length: args.clients ?? units.length }, (_, j) => `client-${j}`);
+    const firstOf = (a: string[]) => units.findIndex((u) => u.name === a[0]);
+    // in order of their first unit, so that clients sharing a jvp graph run back to back
+    const assigned = [...assignUnits(units, clients, true).values()].sort((a, b) => firstOf(a) - firstOf(b));
+    const inferenceMs = await timed(inference);
+    const per: NonNullable<ModeResult['clients']> = [];
+    const times: number[] = [];
+    for (const a of assigned) {
+      const ms = await timed((i) => runner.forwardGradient(batch, values, tensorsOf(units, a), args.k, `bench/${i}`, i), times);
+      per.push({ first: a[0], units: a.length, medianStepMs: ms });
+    }
+    return result(per.reduce((sum, c) => sum + c.medianStepMs, 0) / per.length, times, { clients: per, inferenceMs });
+  }
+  const times: number[] = [];
+  const ms = await timed(
+    mode === 'ort-jvp' ? (i) => runner.forwardGradient(batch, values, names, args.k, `bench/${i}`, i)
+    : mode === 'ort-backprop' ? (i) => runner.backprop(batch, values, names, i)
+    : inference,
+    times,
+  );
+  return result(ms, times);
 }
 
 /** Runs every mode, each in a fresh child process. */

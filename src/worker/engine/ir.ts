@@ -61,7 +61,9 @@ export class Graph {
   /** A constant tensor (a frozen weight): an initializer in ONNX, stored once. */
   constant(name: string, shape: number[], data: Float32Array | Float64Array | BigInt64Array): Value {
     const size = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== size) throw new Error(`constant "${name}" has ${data.length} values for shape [${shape}]`);
+    // a released weight (WeightFile.release) has no values left here: ONNX Runtime reads it from its file
+    const released = (data.buffer as ArrayBuffer & { detached?: boolean }).detached === true;
+    if (data.length !== size && !released) throw new Error(`constant "${name}" has ${data.length} values for shape [${shape}]`);
     const dtype: DType = data instanceof BigInt64Array ? 'int64' : this.float;
     const cast = dtype === 'int64' || (this.float === 'double') === data instanceof Float64Array ? data : this.float === 'double' ? Float64Array.from(data as Float32Array) : Float32Array.from(data as Float64Array);
     const v = new Value(this, this.next++, shape, dtype, null);

@@ -8,7 +8,7 @@ import type { IrModel, HostBatch } from './model.ts';
 import { batchFeeds, dropoutFeeds } from './model.ts';
 import { jvpGraph, tangentName } from './jvp.ts';
 import { grad } from './vjp.ts';
-import { toOnnx } from './onnx.ts';
+import { WeightFile, toOnnx } from './onnx.ts';
 import { ort, run, session } from './session.ts';
 
 export type HostValues = Map<string, Float32Array>;
@@ -24,10 +24,21 @@ export class Runner {
   /** identifies the base weights (a model directory, or a random checkpoint's shape and seed) */
   readonly key: string;
   private readonly causal: boolean;
+  /** the frozen weights of every session of this model, in one file */
+  private readonly weights = new WeightFile();
   constructor(model: IrModel, key: string) {
     this.model = model;
     this.key = key;
     this.causal = model.family !== 'bert';
+  }
+
+  /**
+   * Moves the model's frozen weights into the weight file and frees JavaScript's copies (see
+   * WeightFile.release): the process then holds them once, as ONNX Runtime does. Only for a model
+   * whose weights nothing else in this thread reads (the benchmark's random checkpoints).
+   */
+  releaseHostWeights(): void {
+    this.weights.release([...this.model.trace(false).graph.consts.values()].map((c) => c.data));
   }
 
   private sessionKey(mode: string, dropout: boolean, names: string[] = []): string {
@@ -69,7 +80,7 @@ export class Runner {
     const s = await session(this.sessionKey('logits', false), () => {
       const t = this.model.trace(false);
       return toOnnx(t.graph, { logits: t.logits });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, null));
     return out.logits.data as Float32Array;
   }
@@ -79,7 +90,7 @@ export class Runner {
     const s = await session(this.sessionKey('loss+logits', false), () => {
       const t = this.model.trace(false);
       return toOnnx(t.graph, { loss: t.loss, logits: t.logits });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, null));
     return { loss: (out.loss.data as Float32Array)[0], logits: out.logits.data as Float32Array };
   }
@@ -90,7 +101,7 @@ export class Runner {
     const s = await session(this.sessionKey('loss', drop), () => {
       const t = this.model.trace(drop);
       return toOnnx(t.graph, { loss: t.loss });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, dropoutSeed));
     return (out.loss.data as Float32Array)[0];
   }
@@ -115,17 +126,25 @@ export class Runner {
     return specs.slice(start).map((s) => s.name);
   }
 
+  private jvpSession(names: string[], drop: boolean): Promise<ort.InferenceSession> {
+    const stack = process.env.FEDFORWARD_STACK_MATMULS === '1';
+    return session(this.sessionKey(stack ? 'jvp-stacked' : 'jvp', drop, names), () => {
+      const t = this.model.trace(drop);
+      const j = jvpGraph(t.graph, [t.loss], names, { stack });
+      return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! }, names.map(tangentName));
+    }, this.weights);
+  }
+
+  /** Builds the session a jvp step on `requested` runs, and runs nothing (the benchmark's weights-only baseline). */
+  async prepareJvp(requested: string[], dropoutSeed: number | null): Promise<void> {
+    await this.jvpSession(this.tangentSet(requested), this.dropout(dropoutSeed));
+  }
+
   /** The loss and its K directional derivatives along `dirs` ([K, ...shape] per perturbed tensor). */
   async jvp(batch: HostBatch, values: HostValues, dirs: Map<string, Float32Array>, k: number, dropoutSeed: number | null): Promise<ForwardResult> {
     if (dirs.size === 0 || k < 1) throw new Error('a forward gradient needs at least one perturbed tensor and K >= 1');
     const names = this.tangentSet([...dirs.keys()]);
-    const drop = this.dropout(dropoutSeed);
-    const stack = process.env.FEDFORWARD_STACK_MATMULS === '1';
-    const s = await session(this.sessionKey(stack ? 'jvp-stacked' : 'jvp', drop, names), () => {
-      const t = this.model.trace(drop);
-      const j = jvpGraph(t.graph, [t.loss], names, { stack });
-      return toOnnx(j.graph, { loss: j.outs[0], jvp: j.tangents[0]! });
-    });
+    const s = await this.jvpSession(names, this.dropout(dropoutSeed));
     const extra: Record<string, { data: Float32Array; shape: number[] }> = {};
     for (const n of names) {
       const shape = this.model.trainable.find((x) => x.name === n)!.shape;
@@ -154,7 +173,7 @@ export class Runner {
       const t = this.model.trace(drop);
       const gs = grad(t.loss, sorted.map((n) => t.adapter.get(n)!));
       return toOnnx(t.graph, { loss: t.loss, ...Object.fromEntries(sorted.map((n, i) => [`grad:${n}`, gs[i]])) });
-    });
+    }, this.weights);
     const out = await run(s, this.feeds(s, batch, values, dropoutSeed));
     return { loss: (out.loss.data as Float32Array)[0], grads: new Map(names.map((n) => [n, out[`grad:${n}`].data as Float32Array])) };
   }

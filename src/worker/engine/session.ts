@@ -3,12 +3,12 @@
 // session), intra-op threads are the cores the user allows (default: all), and one session is
 // kept per graph key (model, task, adapter layout, mode), with dynamic batch and sequence dims.
 import os from 'node:os';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
-import { type Emitted, serialize } from './onnx.ts';
+import type { Emitted, WeightFile } from './onnx.ts';
 
 export type Provider = 'cuda' | 'dml' | 'coreml' | 'webgpu' | 'cpu';
 export const PROVIDER_ORDER: Provider[] = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'];
@@ -133,8 +133,11 @@ export async function closeEngine(): Promise<void> {
   cache.clear();
 }
 
-/** The session for `key`, built from `build()` on first use and kept (least recently used goes first). */
-export function session(key: string, build: () => Emitted): Promise<ort.InferenceSession> {
+/**
+ * The session for `key`, built from `build()` on first use and kept (least recently used goes
+ * first), its weights taken from `weights`.
+ */
+export function session(key: string, build: () => Emitted, weights: WeightFile): Promise<ort.InferenceSession> {
   if (closing) return Promise.reject(new Error('the compute engine is shutting down'));
   let s = cache.get(key);
   if (s) {
@@ -144,12 +147,14 @@ export function session(key: string, build: () => Emitted): Promise<ort.Inferenc
   }
   s = (async () => {
     const info = chosen ?? (await initEngine());
-    const model = serialize(build(), () => mkdtempSync(join(os.tmpdir(), 'fedforward-onnx-')));
-    if (typeof model !== 'string') return ort.InferenceSession.create(model, options(info.provider));
+    // weights as external data: ONNX Runtime maps the file instead of copying the weights out of
+    // a protobuf buffer that JavaScript holds at the same time (GPT-2 small: 950 MB against 1.8 GB
+    // resident once the session is built)
+    const model = weights.write(build());
     try {
       return await ort.InferenceSession.create(model, options(info.provider));
     } finally {
-      rmSync(join(model, '..'), { recursive: true, force: true });
+      rmSync(model, { force: true });
     }
   })();
   s.catch(() => cache.delete(key));

@@ -26,6 +26,8 @@ export interface HfDir {
 const CONFIG = 'config.json';
 const SINGLE = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
+/** The files that decide which ids a text becomes (tokenizer_config.json's metadata does not). */
+const TOKENIZER_FILES = ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer.model'];
 
 const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim();
 
@@ -59,14 +61,16 @@ async function loadTokenizer(dir: string): Promise<Tokenizer | null> {
 }
 
 /**
- * sha256 (hex) over config.json and the weight files (model.safetensors, or the index and its
- * shards in name order), each framed by its name and byte length so no two different file sets
- * hash alike. Peers compare it to make sure they finetune the same base model.
+ * sha256 (hex) over config.json, the weight files (model.safetensors, or the index and its shards
+ * in name order) and the tokenizer files that exist, each framed by its name and byte length so no
+ * two different file sets hash alike. Peers compare it to make sure they finetune the same base
+ * model and encode their text to the same ids.
  */
 export async function modelFingerprint(dir: string): Promise<string> {
   const abs = await checkDir(dir);
   const { index, shards } = await weightFiles(abs);
-  const names = [CONFIG, ...(index ? [INDEX] : []), ...shards.map((f) => f.name)];
+  const tokenizer = TOKENIZER_FILES.filter((name) => existsSync(path.join(abs, name)));
+  const names = [CONFIG, ...(index ? [INDEX] : []), ...shards.map((f) => f.name), ...tokenizer];
   const hash = createHash('sha256');
   for (const name of names) {
     const file = path.join(abs, name);

@@ -155,14 +155,19 @@ describe.skipIf(!existsSync(FIXTURES))('loadHfDir errors: one line, naming the f
 });
 
 describe.skipIf(!existsSync(FIXTURES))('modelFingerprint', () => {
-  it('is the same for identical copies and changes with config.json or any weight byte, not with the tokenizer', async () => {
+  it('is the same for identical copies and changes with config.json, any weight byte or the tokenizer, not with tokenizer_config.json', async () => {
     const base = await modelFingerprint(STORIES_HF);
     expect(base).toMatch(/^[0-9a-f]{64}$/);
     const copy = copyStories();
     expect(await modelFingerprint(copy)).toBe(base);
 
-    writeFileSync(path.join(copy, 'tokenizer.json'), '{}');
+    writeFileSync(path.join(copy, 'tokenizer_config.json'), '{}');
     expect(await modelFingerprint(copy)).toBe(base);
+    const otherTokenizer = copyStories();
+    const tok = readFileSync(path.join(otherTokenizer, 'tokenizer.json'), 'utf8');
+    writeFileSync(path.join(otherTokenizer, 'tokenizer.json'), tok.replace('"<unk>"', '"<UNK>"'));
+    expect(readFileSync(path.join(otherTokenizer, 'tokenizer.json'), 'utf8')).not.toBe(tok);
+    expect(await modelFingerprint(otherTokenizer)).not.toBe(base);
 
     const weights = readFileSync(path.join(copy, 'model.safetensors'));
     weights[weights.length - 1] ^= 1;
@@ -181,9 +186,9 @@ describe.skipIf(!existsSync(FIXTURES))('modelFingerprint', () => {
     expect(await modelFingerprint(GPT2)).not.toBe(base);
   });
 
-  it('is sha256 over (name, NUL, u64 LE size, bytes) of config.json then model.safetensors', async () => {
+  it('is sha256 over (name, NUL, u64 LE size, bytes) of config.json, model.safetensors, then tokenizer.json', async () => {
     const hash = createHash('sha256');
-    for (const name of ['config.json', 'model.safetensors']) {
+    for (const name of ['config.json', 'model.safetensors', 'tokenizer.json']) {
       const bytes = readFileSync(path.join(STORIES_HF, name));
       const size = Buffer.alloc(8);
       size.writeBigUInt64LE(BigInt(bytes.length));
