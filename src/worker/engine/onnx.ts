@@ -2,7 +2,7 @@
 // initializers, named dims as dynamic dims. Sessions take the weights from a file of ONNX external
 // data (WeightFile), which ONNX Runtime maps, rather than inside the model's bytes: no 2 GB limit,
 // and no second copy of the weights in a protobuf buffer.
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import onnxProto, { type onnx as Onnx } from 'onnx-proto';
@@ -161,6 +161,20 @@ const folders = new Set<string>();
 process.on('exit', () => {
   for (const f of folders) rmSync(f, { recursive: true, force: true });
 });
+const PREFIX = 'fedforward-weights-';
+
+/** Removes the weight folders of processes that are gone (killed, so their exit handler never ran). */
+function sweep(): void {
+  for (const name of readdirSync(os.tmpdir())) {
+    const pid = Number(name.slice(PREFIX.length).split('-')[0]);
+    if (!name.startsWith(PREFIX) || !Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(os.tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
 
 /**
  * The frozen weights of one model in one file that all its sessions map (ONNX external data), each
@@ -175,7 +189,8 @@ export class WeightFile {
 
   private folder(): string {
     if (!this.dir) {
-      this.dir = mkdtempSync(join(os.tmpdir(), 'fedforward-weights-'));
+      sweep();
+      this.dir = mkdtempSync(join(os.tmpdir(), `${PREFIX}${process.pid}-`));
       folders.add(this.dir);
       writeFileSync(join(this.dir, 'weights.bin'), new Uint8Array(0));
     }

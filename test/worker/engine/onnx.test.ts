@@ -2,7 +2,8 @@
 // must give the same outputs from it as from the in-memory model, before and after JavaScript's
 // copies are released. And the order ONNX Runtime runs a jvp graph in (read from its
 // profile), which decides how many of the model's values are alive at once.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
@@ -47,6 +48,22 @@ describe('ONNX emitter', () => {
     file.release(big.map((t) => t.data as Float32Array));
     expect(big.every((t) => t.data.length === 0)).toBe(true);
     expect(await run(file.write(logitsOf()), 'logits')).toEqual(inMemory);
+  });
+
+  it('removes the weight folders of processes that are gone, and no others', async () => {
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const dead = mkdtempSync(join(os.tmpdir(), `fedforward-weights-${gone}-`));
+    const alive = mkdtempSync(join(os.tmpdir(), `fedforward-weights-${process.ppid}-`));
+    try {
+      const { config, tensors } = randomCheckpoint({ family: 'gpt2', layers: 1, hidden: 32, heads: 2, vocab: 40, positions: 16 }, 1);
+      const t = gpt2(config, tensors, { kind: 'causal-lm' }, { r: 1, alpha: 1, dropout: 0, targetModules: [] }).trace(false);
+      new WeightFile().write(toOnnx(t.graph, { logits: t.logits }));
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(alive)).toBe(true);
+    } finally {
+      rmSync(dead, { recursive: true, force: true });
+      rmSync(alive, { recursive: true, force: true });
+    }
   });
 
   it('runs a jvp graph layer by layer: the first layer\'s tangents before the last layer\'s values', async () => {
