@@ -603,7 +603,7 @@ regex, ByteLevel decoder).
 ## Training
 
 Next-token cross-entropy, backpropagation through FedForward's own GPT-2 forward pass
-(\`src/worker/models/gpt2.ts\`, the same code that finetunes it), AdamW (β = ${TRAIN.beta1}, ${TRAIN.beta2};
+(\`src/worker/engine/models/gpt2.ts\`, the definition that finetunes it, run by TensorFlow.js ops), AdamW (β = ${TRAIN.beta1}, ${TRAIN.beta2};
 weight decay ${TRAIN.weightDecay} on matrices only), peak learning rate ${TRAIN.peakLr} after ${TRAIN.warmupSteps} warm-up steps,
 cosine decay to ${TRAIN.minLrFraction * TRAIN.peakLr} over each run's time budget, gradient norm clipped at ${TRAIN.clipNorm},
 no dropout, batches of ${TRAIN.batch} random windows of ${TRAIN.seqLen} tokens from the training stream. Initialisation as

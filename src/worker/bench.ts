@@ -182,7 +182,6 @@ async function measureEngineMode(mode: BenchMode, args: BenchArgs): Promise<Mode
   const { config, tensors } = await checkpoint(args);
   // the adapter createModel gives the TensorFlow.js modes: the family's default
   const ir = irModel(config, tensors, taskOf(args), defaultLora(familyOf(config)));
-  if (!ir) throw new Error(`the ${familyOf(config)} family does not run on ONNX Runtime yet`);
   if (args.seq > ir.dims.maxPositions) throw new Error(`--seq ${args.seq} exceeds the model's ${ir.dims.maxPositions} positions`);
   // the IR model has read every weight it needs (Llama's transposed copies are its own), and the
   // runner keeps them in its weight file only: the process holds the weights once, as ORT's

@@ -19,7 +19,6 @@ import type { EncodedSet } from './spry/batching.ts';
 import { loadTaskData } from './data/task_data.ts';
 import { encodeExamples } from './data/batches.ts';
 import type { Example } from './data/examples.ts';
-import type { TensorMap } from './models/model.ts';
 import { DataSpec, type LocalFinetune, ModelSpec, type WorkerReply, type WorkerRequest } from '../shared/worker_protocol.ts';
 import type { Weights } from '../shared/units.ts';
 import { methodSpec } from '../shared/methods.ts';
@@ -57,7 +56,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       if (!loaded.tokenizer) throw new Error(`${spec.model} has no tokenizer.json`);
       model?.dispose();
       model = loaded.model;
-      const engine = await startEngine(loaded.config, loaded.tensors, `${loaded.dir}#${++loads}`);
+      const engine = await startEngine(`${loaded.dir}#${++loads}`);
       clients.clear();
       for (const c of data.clients)
         clients.set(c.id, { train: encode(loaded.tokenizer, c.train, spec.maxLength), test: encode(loaded.tokenizer, c.test, spec.maxLength) });
@@ -99,12 +98,12 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
 }
 
 /** The ONNX Runtime engine for the loaded model (startRunner), on the pool's share of the cores. */
-async function startEngine(config: Record<string, unknown>, tensors: TensorMap, key: string): Promise<string | null> {
+async function startEngine(key: string): Promise<string | null> {
   // the previous model's runner must not serve the new model while the engine starts
   runner = null;
   const threads = (workerData as { threads?: number } | null)?.threads;
   if (threads) setThreads(threads);
-  const started = await startRunner(model!, config, tensors, key);
+  const started = await startRunner(model!, key);
   runner = started.runner;
   return started.detail;
 }

@@ -42,9 +42,9 @@ export function generateCommand(program: Command): void {
       const adapter = o.adapter ? await readPeftAdapter(path.resolve(o.adapter)) : null;
       const task = adapter ? adapterTask(adapter, o.adapter) : ({ kind: 'causal-lm' } as const);
       const modelDir = cmd.getOptionValueSource('model') === 'default' && adapter?.baseModel ? resolveModelDir(adapter.baseModel) : resolveModelDir(o.model);
-      const { model, tokenizer, config, tensors, dir } = await loadModel(modelDir, task, adapter?.lora ?? { targetModules: [] });
+      const { model, tokenizer, dir } = await loadModel(modelDir, task, adapter?.lora ?? { targetModules: [] });
       const values = adapter ? adapterValues(model, adapter, o.adapter) : new Map<string, Float32Array>();
-      const engine = await startRunner(model, config, tensors, dir);
+      const engine = await startRunner(model, dir);
       const adapterTensors = engine.runner ? null : new Map(model.trainable.map((s) => [s.name, tf.tensor(values.get(s.name)!, s.shape, 'float32')]));
       const decoder: Decoder = engine.runner ? onEngine(engine.runner, values) : onTfjs(model, plainParams(adapterTensors!));
       const backendName = engine.runner ? engine.detail : backend.name;

@@ -2,7 +2,7 @@
 // the adapter, LoRA dropout masks) and the training loss, which is the same for all of them:
 // cross-entropy of the labels (classification) or of the next token (causal LM), as
 // src/worker/models/model.ts lossOf computes it on TensorFlow.js.
-import type { Family, ModelDims, Task, TensorMap } from '../models/model.ts';
+import type { Batch, Family, ModelDims, Task, TensorMap } from '../models/model.ts';
 import type { LoraConfig, TrainableSpec } from '../models/lora.ts';
 import { philox4x32_10, seedKey } from '../../shared/spry/rng.ts';
 import { Graph, type Value } from './ir.ts';
@@ -107,6 +107,8 @@ export function crossEntropy(g: Graph, logits: Value): Value {
 /** Host-side feeds of a batch: ids, positions, attention bias, and the loss's targets and weights. */
 export function batchFeeds(model: IrModel, batch: HostBatch, causal: boolean): Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> {
   const { b, t, ids, mask, labels } = batch;
+  // past the position table a lookup would read out of bounds (RoBERTa's stops padding_idx + 1 rows early: dims)
+  if (t > model.dims.maxPositions) throw new Error(`sequence length ${t} exceeds the model's ${model.dims.maxPositions} positions`);
   const bias = new Float32Array(b * t * t);
   for (let i = 0; i < b; i++)
     for (let q = 0; q < t; q++)
@@ -155,10 +157,28 @@ export function batchFeeds(model: IrModel, batch: HostBatch, causal: boolean): R
 }
 
 /**
+ * Every graph input computed on the host for a batch: batchFeeds, the family's own (hostFeeds) and,
+ * with `dropout`, the masks of its sites for its seed.
+ */
+export function hostInputs(model: IrModel, batch: HostBatch, dropout: { sites: { name: string; features: number }[]; seed: number } | null): Record<string, { data: Float32Array | BigInt64Array; shape: number[] }> {
+  return {
+    ...batchFeeds(model, batch, model.family !== 'bert'),
+    ...model.hostFeeds?.(batch),
+    ...(dropout ? dropoutFeeds(dropout.sites, batch.b, batch.t, model.lora.dropout, dropout.seed) : {}),
+  };
+}
+
+/** A batch of tensors as host arrays. */
+export function hostBatch(batch: Batch): HostBatch {
+  const [b, t] = batch.ids.shape;
+  return { b, t, ids: batch.ids.dataSync() as Int32Array, mask: batch.mask.dataSync() as Float32Array, labels: batch.labels ? (batch.labels.dataSync() as Int32Array) : null };
+}
+
+/**
  * LoRA dropout keep masks, scaled by 1/(1 − p): the same seed gives the same masks on every
  * machine. Each site's stream is xoshiro128** seeded by a Philox block of (seed, site): Philox per
- * element cost 45 ms a step on the 4-layer × 256 GPT-2, xoshiro 1/20 of that. (TensorFlow.js draws
- * its own masks: same rate, other bits, so the two engines agree exactly only without dropout.)
+ * element cost 45 ms a step on the 4-layer × 256 GPT-2, xoshiro 1/20 of that. The TensorFlow.js
+ * fallback (models/ir_model.ts) feeds the same masks, so both engines train alike with dropout.
  */
 export function dropoutFeeds(sites: { name: string; features: number }[], b: number, t: number, rate: number, seed: number): Record<string, { data: Float32Array; shape: number[] }> {
   const out: Record<string, { data: Float32Array; shape: number[] }> = {};

@@ -1,9 +1,12 @@
-// Model families by Hugging Face model_type, and loading a model directory from disk.
+// Model families by Hugging Face model_type, and loading a model directory from disk. Each family is
+// its IR graph (src/worker/engine/models/); the Model here runs it with TensorFlow.js ops.
 import type { LoraConfig } from './lora.ts';
 import type { Family, Model, Task, TensorMap } from './model.ts';
-import { GPT2_DEFAULT_TARGETS, createGpt2 } from './gpt2.ts';
-import { LLAMA_DEFAULT_TARGETS, createLlama } from './llama.ts';
-import { BERT_DEFAULT_TARGETS, createBert } from './bert.ts';
+import type { IrModel } from '../engine/model.ts';
+import { GPT2_DEFAULT_TARGETS, gpt2 } from '../engine/models/gpt2.ts';
+import { LLAMA_DEFAULT_TARGETS, llama } from '../engine/models/llama.ts';
+import { BERT_DEFAULT_TARGETS, bert } from '../engine/models/bert.ts';
+import { interpretedModel } from './ir_model.ts';
 import { loadHfDir } from '../io/hf_dir.ts';
 import type { Tokenizer } from '../io/tokenizer.ts';
 
@@ -15,7 +18,7 @@ const FAMILIES: Record<string, Family> = {
   roberta: 'bert',
 };
 
-const CREATE = { gpt2: createGpt2, llama: createLlama, bert: createBert } as const;
+const IR = { gpt2, llama, bert } as const;
 
 /** The paper's adapter: LoRA r = 1, α = 1, dropout 0.1 on the attention query and value projections. */
 export function defaultLora(family: Family): LoraConfig {
@@ -30,16 +33,21 @@ export function familyOf(config: Record<string, unknown>): Family {
   return family;
 }
 
+/** The family's IR graph for a checkpoint, task and adapter (what ONNX Runtime runs). */
+export function irModel(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): IrModel {
+  return IR[familyOf(config)](config, tensors, task, lora);
+}
+
 export function createModel(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: Partial<LoraConfig> = {}): Model {
   const family = familyOf(config);
   const cfg = { ...defaultLora(family), ...lora };
   if (!(cfg.r >= 1 && Number.isInteger(cfg.r))) throw new Error(`LoRA rank must be a positive integer, got ${cfg.r}`);
   if (!(cfg.dropout >= 0 && cfg.dropout < 1)) throw new Error(`LoRA dropout must be in [0, 1), got ${cfg.dropout}`);
-  const model = CREATE[family](config, tensors, task, cfg);
-  const adapted = model.trainable.filter((s) => s.name.includes('.lora_')).length;
+  const ir = irModel(config, tensors, task, cfg);
+  const adapted = ir.trainable.filter((s) => s.name.includes('.lora_')).length;
   if (cfg.targetModules.length > 0 && adapted === 0)
     throw new Error(`no module of this ${family} model matches target_modules [${cfg.targetModules.join(', ')}]`);
-  return model;
+  return interpretedModel(ir);
 }
 
 export interface LoadedModel {

@@ -3,7 +3,7 @@
 // trainable set, the federation's messages and the exported adapter all speak one vocabulary.
 import * as tf from '@tensorflow/tfjs';
 import type { Unit } from '../../shared/units.ts';
-import { type Dual, constant, dropout, linear, matmul, add, scale, transpose } from '../fwd/dual.ts';
+import type { Dual } from '../fwd/dual.ts';
 
 export interface LoraConfig {
   r: number;
@@ -24,12 +24,6 @@ export type { Unit };
 
 /** Trainable tensors of the model, as Duals (a tangent on the perturbed ones, none on the rest). */
 export type Params = Map<string, Dual>;
-
-/** A frozen linear layer with weight stored as [in, out] (x @ W) and an optional bias. */
-export interface Linear {
-  w: tf.Tensor;
-  b: tf.Tensor | null;
-}
 
 /** An adaptable module of a layer: [path inside the layer, in features, out features]. */
 export type Site = [path: string, inFeatures: number, outFeatures: number];
@@ -73,19 +67,6 @@ export function adaptedModules(specs: readonly { name: string }[]): string[] {
   return specs.flatMap((s) => s.name.match(/^(.*)\.lora_A\.weight$/)?.[1] ?? []);
 }
 
-/**
- * A frozen linear layer, plus its LoRA branch when `module` is adapted (its A and B are in params).
- * `seed` drives the LoRA dropout mask (null: evaluation, no dropout).
- */
-export function loraLinear(x: Dual, base: Linear, module: string, params: Params, cfg: LoraConfig, seed: number | null): Dual {
-  const y = linear(x, constant(base.w), base.b && constant(base.b));
-  const a = params.get(`${module}.lora_A.weight`);
-  const b = params.get(`${module}.lora_B.weight`);
-  if (!a || !b) return y;
-  const down = matmul(dropout(x, cfg.dropout, seed), transpose(a, [1, 0]));
-  return add(y, scale(matmul(down, transpose(b, [1, 0])), cfg.alpha / cfg.r));
-}
-
 /** Fresh values for trainable tensors, as PEFT initialises them (A: kaiming-uniform with a=√5, B: 0). */
 export function initTrainable(specs: TrainableSpec[], seed: number): Map<string, tf.Tensor> {
   const out = new Map<string, tf.Tensor>();
@@ -117,7 +98,3 @@ export function unitsOf(specs: TrainableSpec[]): Unit[] {
   }
   return units;
 }
-
-/** Deterministic per-site dropout seed, so every LoRA module draws its own mask. */
-export const siteSeed = (seed: number | null, layer: number, site: number): number | null =>
-  seed === null ? null : (seed * 7919 + layer * 131 + site) % 2147483647;

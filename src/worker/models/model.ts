@@ -1,8 +1,8 @@
 // What every model family provides, and the losses computed on top of it.
 import * as tf from '@tensorflow/tfjs';
-import { type Dual, disposeDual, tidyDual } from '../fwd/dual.ts';
-import { crossEntropy } from '../fwd/blocks.ts';
+import { type Dual, crossEntropy, disposeDual, tidyDual } from '../fwd/dual.ts';
 import type { LoraConfig, Params, TrainableSpec, Unit } from './lora.ts';
+import type { IrModel } from '../engine/model.ts';
 
 export type Family = 'gpt2' | 'llama' | 'bert';
 export type Task = { kind: 'causal-lm' } | { kind: 'classification'; numLabels: number };
@@ -35,29 +35,20 @@ export interface Model {
   /** trainable tensors in module order (LoRA pairs by depth, then the head) */
   trainable: TrainableSpec[];
   units: Unit[];
-  /** logits: [B, T, V] for causal LM, [B, C] for classification. Frees each layer's activations as it goes. */
+  /** the family's graph over these weights: what ONNX Runtime runs (engine/index.ts runnerFor) */
+  ir: IrModel;
+  /**
+   * logits: [B, T, V] for causal LM, [B, C] for classification, and their tangents [K, ...] when
+   * params carry some. Frees each intermediate after its last use.
+   */
   forward(batch: Batch, params: Params, dropoutSeed: number | null): Dual;
-  /** the frozen base weights (GPT-2/Llama/BERT names, as loaded) */
+  /**
+   * the frozen tensors by the graph's names: the checkpoint's names (GPT-2's without "transformer."),
+   * Llama's and BERT's linear weights transposed to [in, out], Llama's tied head as lm_head.weight
+   * and, with grouped-query heads, its repeat_kv constant
+   */
   base: Map<string, tf.Tensor>;
   dispose(): void;
-}
-
-/** Index of the last real token of each row (right padding), for decoder pooling. */
-export function lastTokenIndex(mask: tf.Tensor2D): tf.Tensor1D {
-  return tf.tidy(() => tf.cast(tf.sub(tf.sum(mask, 1), 1), 'int32') as tf.Tensor1D);
-}
-
-/**
- * Run `layers` over h with per-layer memory discipline: each layer runs in its own tidy scope and
- * its input is freed as soon as its output exists, so nothing is kept for a backward pass.
- */
-export function runLayers(h: Dual, count: number, layer: (x: Dual, i: number) => Dual): Dual {
-  for (let i = 0; i < count; i++) {
-    const next = tidyDual(() => layer(h, i));
-    disposeDual(h);
-    h = next;
-  }
-  return h;
 }
 
 /**
@@ -95,18 +86,4 @@ export function need<T>(config: Record<string, unknown>, key: string, fallback?:
     throw new Error(`config.json has no "${key}"`);
   }
   return v as T;
-}
-
-/**
- * A base weight by name with a shape check, so a wrong checkpoint fails with a clear line
- * rather than a broadcasting error deep in a layer.
- */
-export function weight(tensors: TensorMap, name: string, shape: number[]): tf.Tensor {
-  const t = tensors.get(name);
-  if (!t) throw new Error(`model.safetensors has no tensor "${name}"`);
-  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
-    throw new Error(`tensor "${name}" has shape [${t.shape}] but the config implies [${shape}]`);
-  for (let i = 0; i < t.data.length; i++)
-    if (!Number.isFinite(t.data[i])) throw new Error(`tensor "${name}" has a non-finite value at index ${i}`);
-  return tf.tensor(t.data, shape, 'float32');
 }

@@ -3,8 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Batch, type Model, lossOf, plainParams } from '../models/model.ts';
 import type { Params } from '../models/lora.ts';
-import { disposeDual } from '../fwd/dual.ts';
-import { crossEntropy } from '../fwd/blocks.ts';
+import { crossEntropy, disposeDual } from '../fwd/dual.ts';
 import { type EncodedSet, batchOf } from './batching.ts';
 import { type Runner, hostBatch } from '../engine/index.ts';
 import { argmax } from '../generate.ts';

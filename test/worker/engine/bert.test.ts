@@ -1,5 +1,7 @@
-// BERT and RoBERTa on the IR and ONNX Runtime against the TensorFlow.js encoders (themselves checked
-// against a float64 Hugging Face-style oracle in test/worker/models/bert.test.ts) and reverse mode.
+// BERT and RoBERTa on ONNX Runtime against the same graphs run by TensorFlow.js ops (the Model that
+// test/worker/models/bert.test.ts checks against a float64 Hugging Face-style oracle, and its
+// tangent against tf.grads and finite differences), which checks the ONNX lowering and ORT's
+// kernels, and against the engine's reverse mode.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/worker/backend.ts';

@@ -1,5 +1,6 @@
 // The Spry client's local training with its forward gradients on ONNX Runtime: the same update as
-// on TensorFlow.js without dropout, and bit-identical reruns with dropout (masks from the seed).
+// on TensorFlow.js (with LoRA dropout too: both draw the masks from the seed by dropoutFeeds), and
+// bit-identical reruns with dropout.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { createModel } from '../../../src/worker/models/index.ts';
@@ -22,7 +23,7 @@ const LLAMA: RandomShape = { family: 'llama', layers: 2, hidden: 16, heads: 4, k
 function setup(dropout: number, shape: RandomShape = SHAPE, targets = TARGETS) {
   const { config, tensors } = randomCheckpoint(shape, 5);
   const model = createModel(config, tensors, CLS, { r: 1, alpha: 1, dropout, targetModules: targets });
-  const runner = runnerFor(model, config, tensors, `random/${shape.family}/${dropout}`)!;
+  const runner = runnerFor(model, `random/${shape.family}/${dropout}`);
   const task = {
     client: 'c0',
     roundSeed: 'engine-client',
@@ -35,9 +36,9 @@ function setup(dropout: number, shape: RandomShape = SHAPE, targets = TARGETS) {
 }
 
 describe('Spry local training with forward gradients on ONNX Runtime', () => {
-  for (const [family, shape, targets] of [['gpt2', SHAPE, TARGETS], ['llama (grouped-query heads)', LLAMA, ['q_proj', 'k_proj', 'v_proj']]] as const)
-  it(`gives the TensorFlow.js update (no dropout) to float32 precision: ${family}`, async () => {
-    const { model, runner, task } = setup(0, shape, [...targets]);
+  for (const [family, shape, targets, dropout] of [['gpt2', SHAPE, TARGETS, 0.3], ['llama (grouped-query heads)', LLAMA, ['q_proj', 'k_proj', 'v_proj'], 0]] as const)
+  it(`gives the TensorFlow.js update to float32 precision: ${family}, LoRA dropout ${dropout}`, async () => {
+    const { model, runner, task } = setup(dropout, shape, [...targets]);
     const data = clientData('c0');
     const ort = await localTrain(model, task, data, undefined, runner);
     const tfjs = await localTrain(model, task, data);

@@ -29,10 +29,10 @@ function testSet(n: number, vocab: number, classes: number, pad: number): Encode
 
 function setup(config: Record<string, unknown>, tensors: TensorMap, task: Task, targetModules: string[], key: string) {
   const model = createModel(config, tensors, task, { ...LORA, targetModules });
-  return { model, runner: runnerFor(model, config, tensors, key)!, globals: globalsOf(model.trainable) };
+  return { model, runner: runnerFor(model, key), globals: globalsOf(model.trainable) };
 }
 
-async function agree(model: Model, runner: NonNullable<ReturnType<typeof runnerFor>>, globals: ReturnType<typeof globalsOf>, data: EncodedSet) {
+async function agree(model: Model, runner: ReturnType<typeof runnerFor>, globals: ReturnType<typeof globalsOf>, data: EncodedSet) {
   const ort = await evaluate(model, globals, data, 32, Infinity, runner);
   const tfjs = await evaluate(model, globals, data, 32, Infinity);
   expect(Math.abs(ort.loss - tfjs.loss) / tfjs.loss).toBeLessThan(1e-5);
@@ -48,7 +48,7 @@ describe('evaluation on ONNX Runtime gives what TensorFlow.js gives', () => {
     const cls = { kind: 'classification', numLabels: 3 } as const;
     const { model, runner, globals } = await (async () => {
       const loaded = await loadModel(EMBEDDED_MODEL_DIR, cls, LORA);
-      return { model: loaded.model, runner: runnerFor(loaded.model, loaded.config, loaded.tensors, 'embedded/evaluate')!, globals: globalsOf(loaded.model.trainable) };
+      return { model: loaded.model, runner: runnerFor(loaded.model, 'embedded/evaluate'), globals: globalsOf(loaded.model.trainable) };
     })();
     const data = testSet(40, 8191, 3, 8191);
     const r = await agree(model, runner, globals, data);
@@ -58,7 +58,7 @@ describe('evaluation on ONNX Runtime gives what TensorFlow.js gives', () => {
     model.dispose();
 
     const lm = await loadModel(EMBEDDED_MODEL_DIR, { kind: 'causal-lm' }, LORA);
-    const lmRunner = runnerFor(lm.model, lm.config, lm.tensors, 'embedded/evaluate-lm')!;
+    const lmRunner = runnerFor(lm.model, 'embedded/evaluate-lm');
     const l = await agree(lm.model, lmRunner, globalsOf(lm.model.trainable), testSet(40, 8191, 0, 8191));
     expect(l.predicted).toBeUndefined();
     lm.model.dispose();

@@ -1,6 +1,7 @@
-// GPT-2 on the IR and ONNX Runtime against independent oracles: Hugging Face's logits on a real
-// checkpoint, the TensorFlow.js model on the embedded model (logits, and the forward-mode jvp on the
-// same weights, batch and tangents), and the engine's own reverse mode (∇f·v).
+// GPT-2 on the IR and ONNX Runtime: Hugging Face's logits on a real checkpoint (an independent
+// oracle); on the embedded model, the same graph run by TensorFlow.js ops (its loss computed apart,
+// in fwd/dual.ts: a check of the ONNX lowering, ORT's kernels and the graph's loss, not of the
+// model's definition, which the fixtures and tf.grads check); and the engine's reverse mode (∇f·v).
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

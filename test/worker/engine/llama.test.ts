@@ -1,5 +1,6 @@
 // Llama on the IR and ONNX Runtime: Hugging Face's logits on stories260K (grouped-query attention,
-// tied head), and the forward-mode jvp against the TensorFlow.js model and the engine's reverse mode.
+// tied head), and the forward-mode jvp against the same graph run by TensorFlow.js ops (a check of
+// the ONNX lowering and ORT's kernels) and against the engine's reverse mode.
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/worker/backend.ts';
 import type { Dual } from '../../../src/worker/fwd/dual.ts';
-import { createBert, bertDims, BERT_DEFAULT_TARGETS } from '../../../src/worker/models/bert.ts';
+import { bertDims, BERT_DEFAULT_TARGETS } from '../../../src/worker/engine/models/bert.ts';
+import { createModel } from '../../../src/worker/models/index.ts';
 import type { LoraConfig, Params } from '../../../src/worker/models/lora.ts';
 import { type Batch, type Model, type TensorMap, lossOf } from '../../../src/worker/models/model.ts';
 import { checkTangents, expectAgreement } from '../fwd/oracle.ts';
@@ -307,7 +308,7 @@ for (const [label, config, prefix, pad] of [
     let values: Map<string, Float32Array>;
     let oracle: Oracle;
     beforeAll(() => {
-      model = createBert(config, tensors, TASK, LORA);
+      model = createModel(config, tensors, TASK, LORA);
       values = trainableValues(model, 7);
       // the oracle reads every tensor under the checkpoint's names; LoRA's carry the task model's "bert."
       oracle = oracleOf(tensors, new Map([...values].map(([k, v]) => [prefix === '' ? k.replace(/^bert\./, '') : k, v])));
@@ -365,7 +366,7 @@ describe('the tangent of the classification loss', () => {
     ['RoBERTa', ROBERTA, 'roberta.', 1],
   ] as [string, Config, string, number][]) {
     it(`${label}: forward mode = tf.grads · direction = central finite difference, over all LoRA + head tensors`, () => {
-      const model = createBert(config, checkpoint(config, prefix, 3), TASK, LORA);
+      const model = createModel(config, checkpoint(config, prefix, 3), TASK, LORA);
       const values = trainableValues(model, 11);
       const names = model.trainable.map((s) => s.name);
       const inputs = model.trainable.map((s) => tf.tensor(values.get(s.name)!, s.shape));
@@ -397,28 +398,28 @@ describe('loader errors', () => {
   it('a missing tensor names it', () => {
     const tensors = checkpoint(BERT, 'bert.', 1);
     tensors.delete('bert.encoder.layer.1.attention.self.key.weight');
-    oneLine(() => createBert(BERT, tensors, TASK, LORA), 'bert.encoder.layer.1.attention.self.key.weight');
+    oneLine(() => createModel(BERT, tensors, TASK, LORA), 'bert.encoder.layer.1.attention.self.key.weight');
   });
 
   it('a tensor of the wrong shape names it and both shapes', () => {
     const tensors = checkpoint(ROBERTA, 'roberta.', 1);
     tensors.set('roberta.encoder.layer.0.intermediate.dense.weight', { shape: [16, 9], data: new Float32Array(16 * 9) });
-    oneLine(() => createBert(ROBERTA, tensors, TASK, LORA), 'roberta.encoder.layer.0.intermediate.dense.weight', '[16,9]', '[16,8]');
+    oneLine(() => createModel(ROBERTA, tensors, TASK, LORA), 'roberta.encoder.layer.0.intermediate.dense.weight', '[16,9]', '[16,8]');
   });
 
   it('rejects causal-lm', () => {
-    expect(() => createBert(BERT, checkpoint(BERT, 'bert.', 1), { kind: 'causal-lm' }, LORA)).toThrow('BERT/RoBERTa encoders support classification only');
+    expect(() => createModel(BERT, checkpoint(BERT, 'bert.', 1), { kind: 'causal-lm' }, LORA)).toThrow('BERT/RoBERTa encoders support classification only');
   });
 
   it('rejects an unsupported activation and an unknown model_type', () => {
-    expect(() => createBert({ ...BERT, hidden_act: 'relu' }, checkpoint(BERT, 'bert.', 1), TASK, LORA)).toThrow('hidden_act "relu"');
-    expect(() => createBert({ ...BERT, model_type: 'distilbert' }, checkpoint(BERT, 'bert.', 1), TASK, LORA)).toThrow('model_type "distilbert"');
+    expect(() => createModel({ ...BERT, hidden_act: 'relu' }, checkpoint(BERT, 'bert.', 1), TASK, LORA)).toThrow('hidden_act "relu"');
+    expect(() => createModel({ ...BERT, model_type: 'distilbert' }, checkpoint(BERT, 'bert.', 1), TASK, LORA)).toThrow('model_type "distilbert"');
   });
 
   it('a sequence longer than the positions table allows is refused (RoBERTa loses padding_idx + 1 rows)', () => {
     expect(bertDims(BERT).maxPositions).toBe(16);
     expect(bertDims(ROBERTA).maxPositions).toBe(14);
-    const model = createBert(ROBERTA, checkpoint(ROBERTA, 'roberta.', 1), TASK, { ...LORA, targetModules: BERT_DEFAULT_TARGETS });
+    const model = createModel(ROBERTA, checkpoint(ROBERTA, 'roberta.', 1), TASK, { ...LORA, targetModules: BERT_DEFAULT_TARGETS });
     const params: Params = new Map(model.trainable.map((s) => [s.name, { p: tf.zeros(s.shape), t: null }]));
     const batch = batchOf([Array.from({ length: 15 }, () => 3)], 1);
     expect(() => model.forward(batch, params, null)).toThrow('sequence length 15 exceeds');

@@ -6,23 +6,22 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { readSafetensorsFile } from '../../../src/worker/io/safetensors.ts';
-import { createGpt2 } from '../../../src/worker/models/gpt2.ts';
-import { createLlama } from '../../../src/worker/models/llama.ts';
+import { createModel } from '../../../src/worker/models/index.ts';
 import type { Model, TensorMap } from '../../../src/worker/models/model.ts';
 import { type Decoder, generate, onEngine, onTfjs } from '../../../src/worker/generate.ts';
-import { gpt2 } from '../../../src/worker/engine/models/gpt2.ts';
-import { llama } from '../../../src/worker/engine/models/llama.ts';
-import { Runner } from '../../../src/worker/engine/index.ts';
+import { runnerFor } from '../../../src/worker/engine/index.ts';
 import { initEngine } from '../../../src/worker/engine/session.ts';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
 
 const LM = { kind: 'causal-lm' } as const;
 const NO_LORA = { r: 1, alpha: 1, dropout: 0, targetModules: [] };
 
-async function load(dir: string, make: typeof createGpt2, ir: typeof gpt2): Promise<{ model: Model; engine: Decoder }> {
+/** The model run by TensorFlow.js ops, and the same graphs on ONNX Runtime. */
+async function load(dir: string): Promise<{ model: Model; engine: Decoder }> {
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   const { tensors } = await readSafetensorsFile(join(dir, 'model.safetensors'));
-  return { model: make(config, tensors as TensorMap, LM, NO_LORA), engine: onEngine(new Runner(ir(config, tensors as TensorMap, LM, NO_LORA), `fixture:${dir}`)) };
+  const model = createModel(config, tensors as TensorMap, LM, NO_LORA);
+  return { model, engine: onEngine(runnerFor(model, `fixture:${dir}`)) };
 }
 
 function logitsOf(model: Model, ids: number[]): Float32Array {
@@ -53,7 +52,7 @@ describe.skipIf(!HAS_FIXTURES)('GPT-2 (gpt2-char-selftrained) matches Hugging Fa
   let model: Model;
   let engine: Decoder;
   beforeAll(async () => {
-    ({ model, engine } = await load(dir, createGpt2, gpt2));
+    ({ model, engine } = await load(dir));
   });
 
   it('teacher-forced logits at all 128 positions', () => {
@@ -77,7 +76,7 @@ describe.skipIf(!HAS_FIXTURES)('Llama (stories260K) matches Hugging Face transfo
   let model: Model;
   let engine: Decoder;
   beforeAll(async () => {
-    ({ model, engine } = await load(join(dir, 'hf'), createLlama, llama));
+    ({ model, engine } = await load(join(dir, 'hf')));
   });
 
   it('logits of the "Lily" prompt at every position', () => {

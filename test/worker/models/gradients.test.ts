@@ -66,6 +66,33 @@ for (const family of ['gpt2', 'llama'] as const) {
   }
 }
 
+describe('gradients with respect to the frozen weights (scripts/pretrain.ts trains them through model.base)', () => {
+  it("tf.grads through GPT-2's tied embedding (its lookup and the LM head) = central finite difference", () => {
+    const { config, tensors } = randomCheckpoint(SHAPES.gpt2, 1);
+    const lm = { kind: 'causal-lm' } as const;
+    const model = createModel(config, tensors, lm, { targetModules: [] });
+    const batch = batchOf(false);
+    const names = [...model.base.keys()];
+    // the base names lack the checkpoint's "transformer." prefix, which pretrain.ts adds back
+    expect(names.map((n) => `transformer.${n}`).sort()).toEqual([...tensors.keys()].sort());
+    const grads = tf.grads(() => lossOf(model, batch, new Map(), null).p as tf.Scalar)(names.map((n) => model.base.get(n)!));
+    const { shape, data } = tensors.get('transformer.wte.weight')!;
+    const v = tf.randomNormal(shape, 0, 1, 'float32', 3).dataSync();
+    const dot = tf.sum(tf.mul(grads[names.indexOf('wte.weight')], tf.tensor(v, shape))).dataSync()[0];
+    const lossAt = (s: number) => {
+      const moved = createModel(config, new Map([...tensors, ['transformer.wte.weight', { shape, data: Float32Array.from(data as Float32Array, (x, i) => x + s * v[i]) }]]), lm, { targetModules: [] });
+      const l = tf.tidy(() => lossOf(moved, batch, new Map(), null).p.dataSync()[0]);
+      moved.dispose();
+      return l;
+    };
+    // h = 1e-3: truncation and float32 rounding (~1e-7·|L|/h) both stay near 1e-4 of the derivative
+    const h = 1e-3;
+    expect(Math.abs((lossAt(h) - lossAt(-h)) / (2 * h) - dot)).toBeLessThan(5e-3 * Math.abs(dot));
+    tf.dispose(grads);
+    model.dispose();
+  });
+});
+
 describe('gradient estimators', () => {
   const { config, tensors } = randomCheckpoint(SHAPES.gpt2, 3);
   const task = { kind: 'classification', numLabels: 2 } as const;

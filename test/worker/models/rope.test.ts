@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/worker/backend.ts';
 import { readSafetensorsFile } from '../../../src/worker/io/safetensors.ts';
-import { createLlama } from '../../../src/worker/models/llama.ts';
+import { createModel } from '../../../src/worker/models/index.ts';
 import { ropeInvFreq } from '../../../src/worker/models/rope.ts';
 import type { TensorMap } from '../../../src/worker/models/model.ts';
 import { FIXTURES, HAS_FIXTURES } from '../../fixtures.ts';
@@ -46,7 +46,7 @@ describe.skipIf(!HAS_FIXTURES)('stories260K with its RoPE settings in either lay
 
   /** the worst |ours − HF| over the "Lily" prompt's logits, with config.json edited by `edit` */
   function worst(edit: (c: Record<string, unknown>) => Record<string, unknown>): number {
-    const model = createLlama(edit({ ...config }), tensors, { kind: 'causal-lm' }, { r: 1, alpha: 1, dropout: 0, targetModules: [] });
+    const model = createModel(edit({ ...config }), tensors, { kind: 'causal-lm' }, { r: 1, alpha: 1, dropout: 0, targetModules: [] });
     const { input_ids, logits } = ref.lily as { input_ids: number[]; logits: number[][] };
     const out = tf.tidy(() => model.forward({ ids: tf.tensor2d([input_ids], undefined, 'int32'), mask: tf.ones([1, input_ids.length]) as tf.Tensor2D }, new Map(), null).p);
     const ours = out.dataSync();

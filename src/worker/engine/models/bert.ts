@@ -6,15 +6,68 @@
 // → first token ([CLS] / <s>) → classifier (weight and bias trained).
 // RoBERTa's positions count real tokens from padding_idx + 1; they are computed on the host.
 // HF stores nn.Linear weights as [out, in]; they are transposed once, on the host, to x @ W.
-import type { Task, TensorMap } from '../../models/model.ts';
+import type { ModelDims, Task, TensorMap } from '../../models/model.ts';
 import { need } from '../../models/model.ts';
-import type { LoraConfig } from '../../models/lora.ts';
-import { bertDims, bertTrainable } from '../../models/bert.ts';
+import { type LoraConfig, type TrainableSpec, adapterSpecs } from '../../models/lora.ts';
 import { Graph, type Value } from '../ir.ts';
 import { add, gather, gelu, layerNorm, matmul, mul, reduceSum, reshape, scale, slice, softmax, transpose, unsqueeze } from '../ops.ts';
 import { type HostBatch, type IrModel, Inputs, crossEntropy, loraLinear, weightOf } from '../model.ts';
 
 type W = { name: string; shape: number[]; data: Float32Array };
+
+export const BERT_DEFAULT_TARGETS = ['query', 'value'];
+
+const isRoberta = (config: Record<string, unknown>) => config.model_type === 'roberta';
+
+/** RoBERTa's padding_idx (its pad_token_id): positions of real tokens start at padding_idx + 1. */
+const paddingIdx = (config: Record<string, unknown>) => need<number>(config, 'pad_token_id', 1);
+
+/**
+ * Dimensions from config.json. `maxPositions` is the longest sequence the model accepts: for
+ * RoBERTa that is max_position_embeddings − padding_idx − 1 (514 − 2 = 512), since the first
+ * padding_idx + 1 rows of the position table are never reached by a real token.
+ */
+export function bertDims(config: Record<string, unknown>): ModelDims {
+  const heads = need<number>(config, 'num_attention_heads');
+  const table = need<number>(config, 'max_position_embeddings');
+  return {
+    vocabSize: need<number>(config, 'vocab_size'),
+    hidden: need<number>(config, 'hidden_size'),
+    layers: need<number>(config, 'num_hidden_layers'),
+    heads,
+    kvHeads: heads,
+    intermediate: need<number>(config, 'intermediate_size'),
+    maxPositions: isRoberta(config) ? table - paddingIdx(config) - 1 : table,
+  };
+}
+
+/**
+ * The trainable tensors, in module order: LoRA pairs on the targeted modules (named under
+ * `modules`, e.g. "bert."), then the classifier (weight and bias).
+ */
+export function bertTrainable(dims: ModelDims, modules: string, task: Task & { kind: 'classification' }, lora: LoraConfig): TrainableSpec[] {
+  const { hidden: d, layers, intermediate: ff } = dims;
+  // the adaptable modules, in depth order: [path in the layer, in, out]
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `${modules}encoder.layer.${i}`,
+    [
+      ['attention.self.query', d, d],
+      ['attention.self.key', d, d],
+      ['attention.self.value', d, d],
+      ['attention.output.dense', d, d],
+      ['intermediate.dense', d, ff],
+      ['output.dense', ff, d],
+    ],
+    ['word_embeddings', 'position_embeddings', 'token_type_embeddings'].map((e) => `${modules}embeddings.${e}`).concat('classifier'),
+  );
+  trainable.push(
+    { name: 'classifier.weight', shape: [task.numLabels, d], init: 'normal-0.02' },
+    { name: 'classifier.bias', shape: [task.numLabels], init: 'zeros' },
+  );
+  return trainable;
+}
 
 export function bert(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): IrModel {
   if (task.kind !== 'classification') throw new Error('BERT/RoBERTa encoders support classification only');
@@ -22,13 +75,13 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
   if (modelType !== 'bert' && modelType !== 'roberta') throw new Error(`config.json: model_type "${modelType}" is not a BERT/RoBERTa encoder`);
   const roberta = modelType === 'roberta';
   const dims = bertDims(config);
-  const { hidden: d, layers, heads, intermediate: ff, vocabSize, maxPositions } = dims;
+  const { hidden: d, layers, heads, intermediate: ff, vocabSize } = dims;
   if (d % heads !== 0) throw new Error(`config.json: hidden_size ${d} is not divisible by num_attention_heads ${heads}`);
   const hd = d / heads;
   const eps = need<number>(config, 'layer_norm_eps', 1e-12);
   const typeVocab = need<number>(config, 'type_vocab_size', 2);
   const positionTable = need<number>(config, 'max_position_embeddings');
-  const padIdx = roberta ? need<number>(config, 'pad_token_id', 1) : 0;
+  const padIdx = roberta ? paddingIdx(config) : 0;
   const positionType = need<string>(config, 'position_embedding_type', 'absolute');
   if (positionType !== 'absolute') throw new Error(`config.json: position_embedding_type "${positionType}" is not supported (only absolute)`);
   const act = need<string>(config, 'hidden_act', 'gelu');
@@ -72,7 +125,6 @@ export function bert(config: Record<string, unknown>, tensors: TensorMap, task: 
 
   /** position ids [B, T]: 0..T−1 (BERT); cumsum(ids ≠ pad)·(ids ≠ pad) + padding_idx (RoBERTa) */
   function hostFeeds(batch: HostBatch) {
-    if (batch.t > maxPositions) throw new Error(`sequence length ${batch.t} exceeds the ${maxPositions} positions of max_position_embeddings ${positionTable}`);
     const out = new BigInt64Array(batch.b * batch.t);
     for (let i = 0; i < batch.b; i++) {
       let count = 0;

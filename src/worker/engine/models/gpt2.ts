@@ -3,13 +3,47 @@
 // the classification head `score.weight` on the last real token. HF stores the projections as
 // Conv1D, weight [in, out]: already the x @ W layout, no transpose. The frozen weights become ONNX
 // initializers; the adapter, its tangents and the batch are inputs.
-import type { Task, TensorMap } from '../../models/model.ts';
+import type { ModelDims, Task, TensorMap } from '../../models/model.ts';
 import { need } from '../../models/model.ts';
-import type { LoraConfig } from '../../models/lora.ts';
-import { gpt2Dims, gpt2Trainable } from '../../models/gpt2.ts';
+import { type LoraConfig, type TrainableSpec, adapterSpecs } from '../../models/lora.ts';
 import { Graph, type Value } from '../ir.ts';
 import { add, gather, gelu, layerNorm, matmul, mul, reduceSum, reshape, scale, slice, softmax, transpose, unsqueeze } from '../ops.ts';
 import { type IrModel, Inputs, crossEntropy, loraLinear, weightOf } from '../model.ts';
+
+export const GPT2_DEFAULT_TARGETS = ['c_attn'];
+
+export function gpt2Dims(config: Record<string, unknown>): ModelDims {
+  const hidden = need<number>(config, 'n_embd');
+  const heads = need<number>(config, 'n_head');
+  return {
+    vocabSize: need<number>(config, 'vocab_size'),
+    hidden,
+    layers: need<number>(config, 'n_layer'),
+    heads,
+    kvHeads: heads,
+    intermediate: (config.n_inner as number | null) ?? 4 * hidden,
+    maxPositions: need<number>(config, 'n_positions'),
+  };
+}
+
+/** The trainable tensors, in module order: LoRA pairs on the targeted modules, then the head. */
+export function gpt2Trainable(dims: ModelDims, task: Task, lora: LoraConfig): TrainableSpec[] {
+  const { hidden: d, layers, intermediate } = dims;
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `transformer.h.${i}`,
+    [
+      ['attn.c_attn', d, 3 * d],
+      ['attn.c_proj', d, d],
+      ['mlp.c_fc', d, intermediate],
+      ['mlp.c_proj', intermediate, d],
+    ],
+    ['transformer.wte', 'transformer.wpe', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
+  );
+  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  return trainable;
+}
 
 export function gpt2(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): IrModel {
   const dims = gpt2Dims(config);

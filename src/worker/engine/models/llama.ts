@@ -4,10 +4,9 @@
 //              RMSNorm → SwiGLU MLP → residual) → RMSNorm → LM head (tied or not) or `score.weight`.
 // HF stores nn.Linear weights as [out, in]; they are transposed once, on the host, to x @ W, so the
 // graph's MatMuls read initializers directly (and a tangent's rows can stack onto the value's).
-import type { Task, TensorMap } from '../../models/model.ts';
+import type { ModelDims, Task, TensorMap } from '../../models/model.ts';
 import { need } from '../../models/model.ts';
-import type { LoraConfig } from '../../models/lora.ts';
-import { llamaDims, llamaTrainable } from '../../models/llama.ts';
+import { type LoraConfig, type TrainableSpec, adapterSpecs } from '../../models/lora.ts';
 import { ropeInvFreq } from '../../models/rope.ts';
 import { Graph, type Value } from '../ir.ts';
 import { add, concat, gather, matmul, mul, pow, reduceSum, reshape, scale, sigmoid, slice, softmax, transpose, unsqueeze } from '../ops.ts';
@@ -15,9 +14,46 @@ import { type HostBatch, type IrModel, Inputs, crossEntropy, loraLinear, weightO
 
 type W = { name: string; shape: number[]; data: Float32Array };
 
+export const LLAMA_DEFAULT_TARGETS = ['q_proj', 'v_proj'];
+
+export function llamaDims(config: Record<string, unknown>): ModelDims {
+  const heads = need<number>(config, 'num_attention_heads');
+  return {
+    vocabSize: need<number>(config, 'vocab_size'),
+    hidden: need<number>(config, 'hidden_size'),
+    layers: need<number>(config, 'num_hidden_layers'),
+    heads,
+    kvHeads: need<number>(config, 'num_key_value_heads', heads),
+    intermediate: need<number>(config, 'intermediate_size'),
+    maxPositions: need<number>(config, 'max_position_embeddings'),
+  };
+}
+
+/** The trainable tensors, in module order: LoRA pairs on the targeted modules, then the head. */
+export function llamaTrainable(dims: ModelDims, headDim: number, task: Task, lora: LoraConfig): TrainableSpec[] {
+  const { hidden: d, layers, heads, kvHeads, intermediate: ff } = dims;
+  const trainable = adapterSpecs(
+    lora,
+    layers,
+    (i) => `model.layers.${i}`,
+    [
+      ['self_attn.q_proj', d, heads * headDim],
+      ['self_attn.k_proj', d, kvHeads * headDim],
+      ['self_attn.v_proj', d, kvHeads * headDim],
+      ['self_attn.o_proj', heads * headDim, d],
+      ['mlp.gate_proj', d, ff],
+      ['mlp.up_proj', d, ff],
+      ['mlp.down_proj', ff, d],
+    ],
+    ['model.embed_tokens', task.kind === 'causal-lm' ? 'lm_head' : 'score'],
+  );
+  if (task.kind === 'classification') trainable.push({ name: 'score.weight', shape: [task.numLabels, d], init: 'normal-0.02' });
+  return trainable;
+}
+
 export function llama(config: Record<string, unknown>, tensors: TensorMap, task: Task, lora: LoraConfig): IrModel {
   const dims = llamaDims(config);
-  const { hidden: d, layers, heads, kvHeads, intermediate: ff, vocabSize, maxPositions } = dims;
+  const { hidden: d, layers, heads, kvHeads, intermediate: ff, vocabSize } = dims;
   const hd = need<number>(config, 'head_dim', d / heads);
   const eps = need<number>(config, 'rms_norm_eps', 1e-6);
   const invFreq = ropeInvFreq(config, hd);
@@ -53,13 +89,13 @@ export function llama(config: Record<string, unknown>, tensors: TensorMap, task:
   });
   const norm = load('model.norm.weight', [d]);
   // tied checkpoints (stories260K, SmolLM) do not store lm_head
-  const head = task.kind !== 'causal-lm' ? null : tensors.has('lm_head.weight') ? transposed('lm_head.weight', d, vocabSize) : transposed('model.embed_tokens.weight', d, vocabSize);
+  // (named lm_head.weight either way: a graph's frozen tensors are told apart by name)
+  const head = task.kind !== 'causal-lm' ? null : tensors.has('lm_head.weight') ? transposed('lm_head.weight', d, vocabSize) : { ...transposed('model.embed_tokens.weight', d, vocabSize), name: 'lm_head.weight' };
 
   const model: IrModel = { family: 'llama', dims, task, lora, trainable, trace, hostFeeds };
 
   /** cos and sin [T, hd] at positions 0..T−1, halves repeated (HF's rotate-half layout), in float32 as HF computes the angles */
   function hostFeeds(batch: HostBatch) {
-    if (batch.t > maxPositions) throw new Error(`sequence length ${batch.t} exceeds max_position_embeddings ${maxPositions}`);
     const cos = new Float32Array(batch.t * hd);
     const sin = new Float32Array(batch.t * hd);
     for (let p = 0; p < batch.t; p++)
