@@ -2,7 +2,7 @@
 // outside TensorFlow.js's tensor counter, and onnxruntime-node exposes no allocator statistics (its
 // binding has none, and ORT's default CPU allocator keeps none), so resident set size is the
 // measure. Worker threads share their process's figures: a worker reports its whole process.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface ProcessMemory {
   /** resident set size now (bytes) */
@@ -14,7 +14,21 @@ export interface ProcessMemory {
 export function processMemory(): ProcessMemory {
   // rss first: the kernel's high-water mark, read after it, already counts it
   const rss = process.memoryUsage().rss;
-  return { rss, peakRss: process.resourceUsage().maxRSS * 1024 };
+  return { rss, peakRss: highWaterMark() ?? process.resourceUsage().maxRSS * 1024 };
+}
+
+/**
+ * Linux's VmHWM, the high-water mark restartPeak resets; null elsewhere. Not getrusage's maxRSS:
+ * the kernel folds the high-water mark into that one whenever a thread exits, where no reset
+ * reaches it, so a peak from before the mark could come back in it.
+ */
+function highWaterMark(): number | null {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return kb === undefined ? null : Number(kb) * 1024;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -46,10 +60,12 @@ export interface WorkingMemory {
  * restarts the process's peak count (see restartPeak).
  */
 export function markWorkingMemory(): () => WorkingMemory {
-  const before = processMemory();
+  const earlier = processMemory().peakRss;
+  // restart before reading the mark: the high-water mark then never sits below it
   const restarted = restartPeak();
+  const before = processMemory();
   return () => {
     const now = processMemory();
-    return { markRss: before.rss, peakRss: Math.max(before.peakRss, now.peakRss), workingRss: restarted ? now.peakRss - before.rss : NaN };
+    return { markRss: before.rss, peakRss: Math.max(earlier, now.peakRss), workingRss: restarted ? now.peakRss - before.rss : NaN };
   };
 }
