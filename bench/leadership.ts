@@ -12,6 +12,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/free_port.ts';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
@@ -47,17 +48,6 @@ const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/m
 const children: ChildProcess[] = [];
 const t0 = Date.now();
 const stamp = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(7);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** Run the CLI to completion; resolves with its stdout. */
 function cli(args: string[], stdin?: string): Promise<string> {

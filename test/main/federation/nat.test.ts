@@ -3,23 +3,12 @@
 // v2, named in the federation settings); DCUtR then tries the direct upgrade, which the "NATs"
 // refuse here, and the test reports whether it happened.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
+import { freePort } from '../../free_port.ts';
 import { HAS_FIXTURES } from '../../fixtures.ts';
 import { Harness, MODEL, data } from './harness.ts';
 
 const h = new Harness();
 afterAll(() => h.close());
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 describe.skipIf(!HAS_FIXTURES)('NAT traversal', () => {
   it('two members that cannot dial each other commit rounds through the relay member', { timeout: 600_000 }, async () => {
